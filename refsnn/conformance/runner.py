@@ -1,0 +1,185 @@
+"""Run one conformance case in SpikingJelly / PyTorch and in refsnn, and compare.
+
+Every driver is split in two halves that see the same NumPy inputs:
+`reference(case, inputs)` runs SpikingJelly (or torch) and `candidate(case,
+inputs)` runs refsnn. Each returns a dict of NumPy arrays whose keys say how
+they are compared:
+
+- `spikes`: bit for bit; differences are counted as spike flips and the first
+  one is located (`compare.first_divergence`), with SpikingJelly's membrane
+  margin `h - V_th` there (from the optional `diag:h` of the reference);
+- `exact:<name>`: bit for bit, or within the record's `forward_ulp`;
+- `close:<name>`: normwise relative error within the case's forward tolerance
+  (GEMM, convolution and reductions are not reproducible bit for bit);
+- `grad:<name>`: normwise relative error within the case's gradient tolerance;
+- `diag:<name>`: diagnostics only, not compared.
+
+An exception in the reference half makes the case an "SJ error", one in the
+refsnn half a "refsnn error". torch and SpikingJelly are imported inside the
+functions that need them.
+"""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import compare
+from .catalog import Case
+
+__all__ = ["CaseResult", "run_case", "register_driver", "DRIVERS"]
+
+
+@dataclass
+class CaseResult:
+    """Outcome of one case.
+
+    `outcome` is what happened: 'pass', 'mismatch', 'sj_error', 'refsnn_error'.
+    `status` is how it counts, given the case's known SpikingJelly defect:
+    the outcome itself, 'known_defect' (the defect showed as expected) or
+    'fixed_upstream' (a listed defect no longer shows).
+    """
+    case_id: str
+    record: str
+    family: str
+    outcome: str
+    status: str
+    spike_flips: int = 0
+    max_forward_ulp: int | None = None
+    max_forward_error: float | None = None
+    max_grad_error: float | None = None
+    grad_tolerance: float | None = None
+    message: str = ""
+    defect: str | None = None
+    seconds: float = 0.0
+
+
+def register_driver(kind: str, driver) -> None:
+    """Make records of `kind` runnable. A driver has `make_inputs(case) -> dict`,
+    `reference(case, inputs) -> dict`, `candidate(case, inputs, reference) ->
+    dict`, `steps(case) -> int` and optionally `fan_in(case) -> int` (both
+    scale the tolerances)."""
+    DRIVERS[kind] = driver
+
+
+DRIVERS: dict = {}
+
+
+# ----------------------------------------------------------------------------
+# comparison and classification
+# ----------------------------------------------------------------------------
+def _compare(case: Case, ref: dict, got: dict, result: CaseResult, steps: int,
+             fan_in: int) -> list:
+    """Fill `result`'s figures; return the list of failure messages."""
+    problems = []
+    rec = case.record
+    for key, expected in ref.items():
+        if key.startswith("diag:"):
+            continue
+        if key not in got:
+            problems.append(f"refsnn produced no '{key}'")
+            continue
+        actual = np.asarray(got[key])
+        expected = np.asarray(expected)
+        if actual.shape != expected.shape:
+            problems.append(f"{key}: shape {actual.shape} != SpikingJelly {expected.shape}")
+            continue
+        if actual.dtype != expected.dtype:
+            problems.append(f"{key}: dtype {actual.dtype} != SpikingJelly {expected.dtype}")
+            continue
+        name = key.split(":", 1)[-1]
+        if key == "spikes":
+            flips = int((~compare.bit_equal(actual, expected)).sum())
+            result.spike_flips += flips
+            if flips:
+                div = compare.first_divergence(actual, expected)
+                h = ref.get("diag:h")
+                if h is not None and div.t < h.shape[0]:
+                    v_th = case.config.get("v_threshold", 1.0)
+                    div.margin = float(h[(div.t,) + div.index] - v_th)
+                problems.append(f"{flips} spike flip(s); {div}")
+        elif key.startswith("exact:"):
+            ulp = compare.max_ulp(actual, expected)
+            result.max_forward_ulp = max(result.max_forward_ulp or 0, ulp)
+            if ulp > rec.forward_ulp:
+                div = compare.first_divergence(actual, expected)
+                problems.append(f"{name}: {ulp} ulp off (allowed {rec.forward_ulp}); first "
+                                f"difference at t={div.t}, index={div.index}: SpikingJelly "
+                                f"{div.expected!r}, refsnn {div.actual!r}")
+        elif key.startswith("close:"):
+            err = compare.relative_error(actual, expected)
+            tol = case.grad_tolerance(steps, fan_in)
+            result.max_forward_error = max(result.max_forward_error or 0.0, err)
+            if not err <= tol:
+                problems.append(f"{name}: relative error {err:.3g} > {tol:.3g}")
+        elif key.startswith("grad:"):
+            err = compare.relative_error(actual, expected)
+            tol = case.grad_tolerance(steps, fan_in)
+            result.grad_tolerance = tol
+            result.max_grad_error = max(result.max_grad_error or 0.0, err)
+            if not err <= tol:
+                problems.append(f"gradient of {name}: relative error {err:.3g} > {tol:.3g}")
+    return problems
+
+
+def _short_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _classify(result: CaseResult, case: Case) -> None:
+    defect = case.defect
+    result.status = result.outcome
+    if defect is None:
+        return
+    result.defect = defect.key
+    if result.outcome == defect.expect:
+        result.status = "known_defect"
+        result.message = f"{defect.reason} [{result.message}]"
+    elif result.outcome == "pass":
+        result.status = "fixed_upstream"
+        result.message = (f"listed SpikingJelly defect '{defect.key}' no longer shows "
+                          f"({defect.reason})")
+
+
+def run_case(case: Case, data: dict | None = None) -> CaseResult:
+    """Run `case` in both frameworks (on `data`, or the record's own inputs)
+    and compare. Never raises for a failing case."""
+    start = time.perf_counter()
+    rec = case.record
+    result = CaseResult(case.id, rec.name, rec.family, "pass", "pass")
+    if not DRIVERS:
+        from . import drivers  # noqa: F401 - registers the drivers
+    driver = DRIVERS[rec.kind]
+    try:
+        data = driver.make_inputs(case) if data is None else data
+    except Exception as exc:  # noqa: BLE001 - report, never crash the run
+        result.outcome, result.message = "refsnn_error", f"building inputs: {_short_error(exc)}"
+    else:
+        try:
+            with np.errstate(all="ignore"):
+                ref = driver.reference(case, data)
+        except Exception as exc:  # noqa: BLE001
+            result.outcome, result.message = "sj_error", _short_error(exc)
+        else:
+            try:
+                with np.errstate(all="ignore"):
+                    got = driver.candidate(case, data, ref)
+            except Exception as exc:  # noqa: BLE001
+                result.outcome = "refsnn_error"
+                result.message = _short_error(exc) + " | " + \
+                    traceback.format_exc(limit=-2).strip().splitlines()[-3].strip()
+            else:
+                fan_in = driver.fan_in(case) if hasattr(driver, "fan_in") else 1
+                problems = _compare(case, ref, got, result, driver.steps(case), fan_in)
+                if problems:
+                    result.outcome = "mismatch"
+                    result.message = "; ".join(problems)
+    _classify(result, case)
+    result.seconds = time.perf_counter() - start
+    if result.max_grad_error is not None and math.isinf(result.max_grad_error):
+        result.max_grad_error = float("inf")
+    return result
