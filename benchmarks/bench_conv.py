@@ -1,0 +1,99 @@
+"""refsnn / PyTorch CPU time for conv2d and linear, forward + backward, float32.
+
+Both run in this process with 2 threads (OpenBLAS for NumPy, torch's intra-op
+pool). Runs are interleaved (refsnn, torch, refsnn, ...) after a warm-up so
+that load from other processes hits both alike; the figure is the median of
+the per-pair ratios. Target: conv2d ratio <= 1.5.
+
+    python benchmarks/bench_conv.py [--repeat 15]
+"""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")  # before NumPy loads OpenBLAS
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import refsnn as rs  # noqa: E402
+from refsnn import ops  # noqa: E402
+
+
+def _pair_times(run_refsnn, run_torch, repeat: int):
+    for _ in range(2):  # warm-up: allocator, BLAS threads, torch's kernels
+        run_refsnn()
+        run_torch()
+    ours, theirs = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run_refsnn()
+        t1 = time.perf_counter()
+        run_torch()
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        theirs.append(t2 - t1)
+    ours, theirs = np.array(ours), np.array(theirs)
+    return np.median(ours), np.median(theirs), np.median(ours / theirs)
+
+
+def _case(name, fn_rs, fn_torch, arrays, repeat):
+    import torch
+
+    rng = np.random.default_rng(0)
+    grad = None
+
+    def run_refsnn():
+        nonlocal grad
+        ts = [rs.tensor(a, requires_grad=True) for a in arrays]
+        y = fn_rs(*ts)
+        if grad is None:
+            grad = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(grad)
+
+    def run_torch():
+        ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+        fn_torch(*ts).backward(torch.from_numpy(grad))
+
+    run_refsnn()
+    t_rs, t_torch, ratio = _pair_times(run_refsnn, run_torch, repeat)
+    print(f"{name:58s} refsnn {t_rs * 1e3:7.2f} ms  torch {t_torch * 1e3:7.2f} ms  "
+          f"ratio {ratio:.2f}")
+    return ratio
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args(argv)
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("bench_conv needs torch (pip install 'refsnn[conformance]')")
+        return 2
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+
+    def f32(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    print("forward + backward, float32, 2 threads, median of interleaved runs")
+    ratio = _case("conv2d 3x3 pad 1, [32, 16, 32, 32] -> 32 channels",
+                  lambda x, w, b: ops.conv2d(x, w, b, padding=1),
+                  lambda x, w, b: F.conv2d(x, w, b, padding=1),
+                  [f32(32, 16, 32, 32), f32(32, 16, 3, 3), f32(32)], args.repeat)
+    _case("conv2d 3x3 stride 2 pad 1, [32, 32, 32, 32] -> 64",
+          lambda x, w: ops.conv2d(x, w, stride=2, padding=1),
+          lambda x, w: F.conv2d(x, w, stride=2, padding=1),
+          [f32(32, 32, 32, 32), f32(64, 32, 3, 3)], args.repeat)
+    _case("linear [256, 512] -> 256",
+          ops.linear, F.linear, [f32(256, 512), f32(256, 512), f32(256)], args.repeat)
+    _case("linear [8, 64, 784] -> 100 (time folded in)",
+          ops.linear, F.linear, [f32(8, 64, 784), f32(100, 784), f32(100)], args.repeat)
+    print(f"conv2d target ratio <= 1.5: {'met' if ratio <= 1.5 else 'NOT met'} ({ratio:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

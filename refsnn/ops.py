@@ -1,0 +1,634 @@
+"""Neural-network ops on `refsnn.autograd`, with PyTorch's semantics and names.
+
+Each op is a `Function` with a hand-written backward (or a thin composition of
+existing ones). Shapes use PyTorch's layout, channels first:
+
+- `linear(x, weight, bias)`: `x: [*, in]`, `weight: [out, in]` -> `[*, out]`.
+- `conv1d`: `[N, C_in, L]`; `conv2d`: `[N, C_in, H, W]`; weight
+  `[C_out, C_in/groups, *kernel]`.
+- `max_pool2d`, `avg_pool2d`, `adaptive_avg_pool2d`: `[N, C, H, W]`.
+- `batch_norm`: `[N, C, *]`, statistics per channel `C`.
+- `dropout`: any shape; `pad`: any shape, constant mode.
+
+How the 2-D window ops work: the input is padded once, and a window op is
+split into one strided view of the padded input per kernel offset `(i, j)`
+(`_Grid.view`). Convolution copies those k*k views into an im2col matrix
+`[N, C*kh*kw, Ho*Wo]` (one copy per offset, not per pixel) and multiplies it
+by the weight matrix with one BLAS GEMM; its input gradient is the reverse
+(GEMM, then k*k strided adds: col2im). To keep the im2col matrix in cache and
+out of memory, batches are processed in chunks of a few images, and backward
+rebuilds the chunk instead of saving the whole matrix.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import numpy as np
+
+from .autograd import Function, Tensor, as_tensor, default_generator
+
+__all__ = ["linear", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
+           "adaptive_avg_pool2d", "batch_norm", "dropout", "pad"]
+
+# im2col is built for this many bytes' worth of images at a time (one image at
+# least): big enough for efficient GEMMs, small enough to stay in cache.
+_IM2COL_CHUNK_BYTES = 1 << 20
+
+
+# ----------------------------------------------------------------------------
+# small helpers
+# ----------------------------------------------------------------------------
+def _tensor(value):
+    """`value` as a Tensor (None stays None)."""
+    return value if value is None or isinstance(value, Tensor) else as_tensor(value)
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(n) for n in shape) + "]"
+
+
+def _pair(value, name: str, op: str) -> tuple:
+    """An int or a pair of ints as a pair (PyTorch's `_pair`)."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value}")
+    return value
+
+
+def _check_dtypes(op: str, x: Tensor, *others) -> None:
+    for name, t in others:
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{op}: input is {x.dtype} but {name} is {t.dtype}; convert "
+                            f"one of them (.float() / .double()) so both match")
+
+
+class _Grid(NamedTuple):
+    """Where a 2-D sliding window lands on a padded input.
+
+    `kernel`, `stride`, `dilation` are (rows, cols) pairs; `out` is the output
+    size (Ho, Wo). For kernel offset (i, j), `view(xp, i, j)` is the strided
+    view `[..., Ho, Wo]` of `xp` holding, at output position (h, w), the input
+    element that offset (i, j) of window (h, w) sees.
+    """
+    kernel: tuple
+    stride: tuple
+    dilation: tuple
+    out: tuple
+
+    def offsets(self):
+        return itertools.product(range(self.kernel[0]), range(self.kernel[1]))
+
+    def view(self, xp: np.ndarray, i: int, j: int) -> np.ndarray:
+        (sh, sw), (dh, dw), (ho, wo) = self.stride, self.dilation, self.out
+        return xp[..., i * dh: i * dh + sh * (ho - 1) + 1: sh,
+                  j * dw: j * dw + sw * (wo - 1) + 1: sw]
+
+    def span(self) -> tuple:
+        """Input rows and cols the windows reach: `(Ho-1)*s + (k-1)*d + 1`."""
+        return tuple((o - 1) * s + (k - 1) * d + 1 for o, s, k, d in
+                     zip(self.out, self.stride, self.kernel, self.dilation))
+
+
+def _out_size(size: int, lo: int, hi: int, k: int, s: int, d: int, ceil: bool = False) -> int:
+    """PyTorch's output length of a window op along one axis."""
+    reach = size + lo + hi - d * (k - 1) - 1
+    if not ceil:
+        return reach // s + 1
+    out = -(-reach // s) + 1
+    if (out - 1) * s >= size + lo:  # the last window must start inside input or left pad
+        out -= 1
+    return out
+
+
+def _padded(x: np.ndarray, pads: tuple, value=0) -> np.ndarray:
+    """`x: [N, C, H, W]` padded by `pads = (top, bottom, left, right)`."""
+    top, bottom, left, right = pads
+    if not any(pads):
+        return x
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    xp[:, :, top:top + h, left:left + w] = x
+    return xp
+
+
+def _unpadded(gxp: np.ndarray, pads: tuple, shape: tuple) -> np.ndarray:
+    top, _, left, _ = pads
+    return gxp[:, :, top:top + shape[2], left:left + shape[3]]
+
+
+# ----------------------------------------------------------------------------
+# linear
+# ----------------------------------------------------------------------------
+class Linear(Function):
+    """`y = x @ weight.T + bias` over the last dim of `x: [*, in]`."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.saved = (x, weight)
+        out = np.matmul(x, weight.T)
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = np.matmul(g, weight) if need_x else None
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if need_w else None
+        gb = g2.sum(0) if need_b else None
+        return gx, gw, gb
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """`x: [*, in_features]`, `weight: [out_features, in_features]`,
+    `bias: [out_features]` -> `[*, out_features]`."""
+    x, weight, bias = _tensor(x), _tensor(weight), _tensor(bias)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be [out_features, in_features] (2-D), "
+                         f"got {_shape(weight.shape)}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input {_shape(x.shape)} has {x.shape[-1] if x.ndim else 0} "
+                         f"features in its last dim but weight {_shape(weight.shape)} "
+                         f"expects in_features={weight.shape[1]}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must be [out_features={weight.shape[0]}], "
+                         f"got {_shape(bias.shape)}")
+    _check_dtypes("linear", x, ("weight", weight), ("bias", bias))
+    return Linear.apply(x, weight, bias)
+
+
+# ----------------------------------------------------------------------------
+# convolution
+# ----------------------------------------------------------------------------
+def _conv_chunks(n: int, cols_bytes_per_image: int):
+    """(start, stop) image ranges for the chunked im2col."""
+    step = max(1, _IM2COL_CHUNK_BYTES // max(cols_bytes_per_image, 1))
+    return [(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _im2col(xp: np.ndarray, grid: _Grid, cols: np.ndarray) -> None:
+    """Fill `cols: [n, C, kh, kw, Ho, Wo]` from padded images `xp: [n, C, Hp, Wp]`."""
+    for i, j in grid.offsets():
+        cols[:, :, i, j] = grid.view(xp, i, j)
+
+
+def _col2im(gcols: np.ndarray, grid: _Grid, gxp: np.ndarray) -> None:
+    """Add `gcols: [n, C, kh, kw, Ho, Wo]` back onto `gxp: [n, C, Hp, Wp]`."""
+    for i, j in grid.offsets():
+        grid.view(gxp, i, j)[...] += gcols[:, :, i, j]
+
+
+class Conv2d(Function):
+    """2-D cross-correlation by chunked im2col + GEMM.
+
+    forward(x: [N, C, H, W], weight: [O, C/G, kh, kw], bias: [O] | None,
+    pads: (top, bottom, left, right), grid: _Grid, groups) -> [N, O, Ho, Wo].
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, pads, grid, groups):
+        n, c = x.shape[:2]
+        o, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+        ho, wo = grid.out
+        xp = _padded(x, pads)
+        w_mat = weight.reshape(groups, o // groups, -1)  # [G, O/G, C/G*kh*kw]
+        out = np.empty((n, o, ho * wo), dtype=x.dtype)
+        cols = np.empty((n, c, kh, kw, ho, wo), dtype=x.dtype)
+        for a, b in _conv_chunks(n, cols[0].nbytes):
+            _im2col(xp[a:b], grid, cols[a:b])
+            np.matmul(w_mat, cols[a:b].reshape(b - a, groups, -1, ho * wo),
+                      out=out[a:b].reshape(b - a, groups, o // groups, ho * wo))
+        ctx.saved = (xp, weight, x.shape, pads, grid, groups)
+        out = out.reshape(n, o, ho, wo)
+        if bias is not None:
+            out += bias[:, None, None]
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xp, weight, x_shape, pads, grid, groups = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        n, c = x_shape[:2]
+        o, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+        ho, wo = grid.out
+        w_mat = weight.reshape(groups, o // groups, -1)
+        g_mat = g.reshape(n, groups, o // groups, ho * wo)
+        chunks = _conv_chunks(n, c * kh * kw * ho * wo * xp.itemsize)
+        buf_shape = (chunks[0][1], c, kh, kw, ho, wo)
+        cols = np.empty(buf_shape, dtype=xp.dtype) if need_w else None
+        gcols = np.empty(buf_shape, dtype=xp.dtype) if need_x else None
+        gw = np.zeros(w_mat.shape, dtype=xp.dtype) if need_w else None
+        gxp = np.zeros(xp.shape, dtype=xp.dtype) if need_x else None
+        for a, b in chunks:
+            if need_w:
+                _im2col(xp[a:b], grid, cols[:b - a])
+                cols_mat = cols[:b - a].reshape(b - a, groups, -1, ho * wo)
+                gw += np.matmul(g_mat[a:b], cols_mat.swapaxes(-1, -2)).sum(0)
+            if need_x:
+                np.matmul(w_mat.swapaxes(-1, -2), g_mat[a:b],
+                          out=gcols[:b - a].reshape(b - a, groups, -1, ho * wo))
+                _col2im(gcols[:b - a], grid, gxp[a:b])
+        gx = _unpadded(gxp, pads, x_shape) if need_x else None
+        gw = gw.reshape(weight.shape) if need_w else None
+        gb = g.sum((0, 2, 3)) if need_b else None
+        return gx, gw, gb, None, None, None
+
+
+def _conv_padding(padding, kernel, dilation, stride, op: str) -> tuple:
+    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{op}: padding='same' is not supported for strided "
+                                 f"convolutions (stride={stride})")
+            pads = []
+            for k, d in zip(kernel, dilation):  # the odd pixel goes to the end, as torch
+                total = d * (k - 1)
+                pads += [total // 2, total - total // 2]
+            return tuple(pads)
+        raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', "
+                         f"got {padding!r}")
+    ph, pw = _pair(padding, "padding", op)
+    if ph < 0 or pw < 0:
+        raise ValueError(f"{op}: padding must be non-negative, got {(ph, pw)}")
+    return ph, ph, pw, pw
+
+
+def _conv(op: str, x, weight, bias, stride, padding, dilation, groups, spatial: str):
+    """Check arguments of conv1d/conv2d (as 2-D) and run `Conv2d`.
+
+    `spatial` names the spatial dims of the caller for messages ("L" or "H, W").
+    """
+    ndim = 2 + len(spatial.split(", "))
+    c_in = weight.shape[1] * groups if weight.ndim == ndim else "?"
+    expected = f"[N, C_in={c_in}, {spatial}] ({ndim}-D)"
+    if weight.ndim != ndim:
+        raise ValueError(f"{op}: expected weight [C_out, C_in/groups, kernel...] "
+                         f"({ndim}-D) but got {_shape(weight.shape)}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if weight.shape[0] % groups:
+        raise ValueError(f"{op}: out_channels={weight.shape[0]} (weight "
+                         f"{_shape(weight.shape)}) is not divisible by groups={groups}")
+    if x.ndim != ndim or x.shape[1] != c_in:
+        raise ValueError(f"{op}: expected input {expected} but got {_shape(x.shape)}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{op}: bias must be [C_out={weight.shape[0]}], got "
+                         f"{_shape(bias.shape)}")
+    _check_dtypes(op, x, ("weight", weight), ("bias", bias))
+    if ndim == 3:  # conv1d runs as conv2d over [N, C, 1, L]
+        x, weight = x.unsqueeze(2), weight.unsqueeze(2)
+        stride, dilation = (1, _one(stride, "stride", op)), (1, _one(dilation, "dilation", op))
+        if not isinstance(padding, str):
+            padding = (0, _one(padding, "padding", op))
+    else:
+        stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"{op}: stride and dilation must be positive, got "
+                         f"stride={stride[-ndim + 2:]}, dilation={dilation[-ndim + 2:]}")
+    kernel = weight.shape[2:]
+    pads = _conv_padding(padding, kernel, dilation, stride, op)
+    out = tuple(_out_size(n, lo, hi, k, s, d) for n, lo, hi, k, s, d in zip(
+        x.shape[2:], pads[::2], pads[1::2], kernel, stride, dilation))
+    if min(out) < 1:
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        padded = tuple(n + lo + hi for n, lo, hi in zip(x.shape[2:], pads[::2], pads[1::2]))
+        drop = slice(1, None) if ndim == 3 else slice(None)
+        raise ValueError(f"{op}: the kernel spans {span[drop]} (kernel with dilation) but the "
+                         f"padded input is only {padded[drop]} for input {_shape(x.shape)}")
+    grid = _Grid(tuple(kernel), stride, dilation, out)
+    y = Conv2d.apply(x, weight, bias, pads, grid, groups)
+    return y.squeeze(2) if ndim == 3 else y
+
+
+def _one(value, name: str, op: str) -> int:
+    """An int or a 1-tuple as an int (PyTorch's `_single`)."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = tuple(value)
+    if len(value) != 1:
+        raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {value}")
+    return int(value[0])
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """`x: [N, C_in, H, W]`, `weight: [C_out, C_in/groups, kh, kw]`, `bias: [C_out]`
+    -> `[N, C_out, Ho, Wo]`. `padding` may be an int, a pair, 'valid' or 'same'."""
+    x, weight, bias = _tensor(x), _tensor(weight), _tensor(bias)
+    return _conv("conv2d", x, weight, bias, stride, padding, dilation, groups, "H, W")
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """`x: [N, C_in, L]`, `weight: [C_out, C_in/groups, k]`, `bias: [C_out]` -> `[N, C_out, Lo]`."""
+    x, weight, bias = _tensor(x), _tensor(weight), _tensor(bias)
+    return _conv("conv1d", x, weight, bias, stride, padding, dilation, groups, "L")
+
+
+# ----------------------------------------------------------------------------
+# pooling
+# ----------------------------------------------------------------------------
+def _pool_geometry(op: str, x: Tensor, kernel_size, stride, padding, dilation, ceil_mode):
+    """Check pool arguments; return (pads, grid) with the padded input big
+    enough for every window (ceil_mode windows may run past the right pad)."""
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected input [N, C, H, W] (4-D) but got {_shape(x.shape)}")
+    kernel = _pair(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None or stride == () else _pair(stride, "stride", op)
+    ph, pw = _pair(padding, "padding", op)
+    dilation = _pair(dilation, "dilation", op)
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"{op}: kernel_size, stride and dilation must be positive, got "
+                         f"kernel_size={kernel}, stride={stride}, dilation={dilation}")
+    for p, k, d in ((ph, kernel[0], dilation[0]), (pw, kernel[1], dilation[1])):
+        if p < 0 or p > (d * (k - 1) + 1) // 2:
+            raise ValueError(f"{op}: padding {(ph, pw)} must be non-negative and at most "
+                             f"half of the kernel size {kernel}")
+    out = (_out_size(x.shape[2], ph, ph, kernel[0], stride[0], dilation[0], ceil_mode),
+           _out_size(x.shape[3], pw, pw, kernel[1], stride[1], dilation[1], ceil_mode))
+    if min(out) < 1:
+        raise ValueError(f"{op}: output size would be {out} for input {_shape(x.shape)}, "
+                         f"kernel_size={kernel}, padding={(ph, pw)}: the input is too small")
+    grid = _Grid(kernel, stride, dilation, out)
+    span_h, span_w = grid.span()
+    pads = (ph, max(ph, span_h - x.shape[2] - ph), pw, max(pw, span_w - x.shape[3] - pw))
+    return pads, grid
+
+
+class MaxPool2d(Function):
+    """Max over each window; the gradient goes to the first maximum in
+    row-major window order (NaN wins), as PyTorch's CPU kernel."""
+
+    @staticmethod
+    def forward(ctx, x, pads, grid):
+        xp = _padded(x, pads, value=-np.inf)
+        best = argbest = None
+        for offset, (i, j) in enumerate(grid.offsets()):
+            cand = grid.view(xp, i, j)
+            if best is None:
+                best, argbest = cand.copy(), np.zeros(cand.shape, dtype=np.int32)
+                continue
+            take = (cand > best) | np.isnan(cand)
+            np.copyto(best, cand, where=take)
+            argbest[take] = offset
+        ctx.saved = (argbest, xp.shape, x.shape, pads, grid)
+        return best
+
+    @staticmethod
+    def backward(ctx, g):
+        argbest, xp_shape, x_shape, pads, grid = ctx.saved
+        gxp = np.zeros(xp_shape, dtype=g.dtype)
+        zero = np.zeros((), dtype=g.dtype)
+        for offset, (i, j) in enumerate(grid.offsets()):
+            grid.view(gxp, i, j)[...] += np.where(argbest == offset, g, zero)
+        return _unpadded(gxp, pads, x_shape), None, None
+
+
+def _pool_divisor(x_size: tuple, pads: tuple, grid: _Grid, count_include_pad: bool,
+                  dtype) -> np.ndarray:
+    """Per-output divisor `[Ho, Wo]` of avg_pool2d, PyTorch's rule: the window
+    is clipped to input+padding (include pad) or to the input (exclude)."""
+    counts = []
+    for axis in range(2):
+        size, lo = x_size[axis], pads[2 * axis]
+        start = np.arange(grid.out[axis]) * grid.stride[axis] - lo
+        end = np.minimum(start + grid.kernel[axis], size + lo)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, size)
+        counts.append(end - start)
+    return np.multiply.outer(counts[0], counts[1]).astype(dtype)
+
+
+class AvgPool2d(Function):
+    """Mean over each window (sum, then divide by the window's divisor)."""
+
+    @staticmethod
+    def forward(ctx, x, pads, grid, divisor):
+        xp = _padded(x, pads)
+        total = None
+        for i, j in grid.offsets():
+            view = grid.view(xp, i, j)
+            total = view.copy() if total is None else total + view
+        ctx.saved = (xp.shape, x.shape, pads, grid, divisor)
+        return total / divisor
+
+    @staticmethod
+    def backward(ctx, g):
+        xp_shape, x_shape, pads, grid, divisor = ctx.saved
+        share = g / divisor
+        gxp = np.zeros(xp_shape, dtype=g.dtype)
+        for i, j in grid.offsets():
+            grid.view(gxp, i, j)[...] += share
+        return _unpadded(gxp, pads, x_shape), None, None, None
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False) -> Tensor:
+    """`x: [N, C, H, W]` -> `[N, C, Ho, Wo]`, windows padded with -inf."""
+    x = _tensor(x)
+    pads, grid = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation,
+                                ceil_mode)
+    return MaxPool2d.apply(x, pads, grid)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    """`x: [N, C, H, W]` -> `[N, C, Ho, Wo]`, zero padding, PyTorch's divisors."""
+    x = _tensor(x)
+    pads, grid = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None:
+        if divisor_override <= 0:
+            raise ValueError(f"avg_pool2d: divisor_override must be positive, "
+                             f"got {divisor_override}")
+        divisor = np.asarray(divisor_override, dtype=x.dtype)
+    else:
+        divisor = _pool_divisor(x.shape[2:], pads, grid, count_include_pad, x.dtype)
+    return AvgPool2d.apply(x, pads, grid, divisor)
+
+
+def _adaptive_matrix(size: int, out: int, dtype) -> np.ndarray:
+    """`[out, size]` averaging matrix: row i averages input
+    `[floor(i*size/out), ceil((i+1)*size/out))`, PyTorch's adaptive bins."""
+    m = np.zeros((out, size), dtype=np.float64)
+    for i in range(out):
+        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m.astype(dtype)
+
+
+class AdaptiveAvgPool2d(Function):
+    """`y = A_h @ x @ A_w.T` with the averaging matrices of both axes."""
+
+    @staticmethod
+    def forward(ctx, x, rows, cols):
+        ctx.saved = (rows, cols)
+        return rows @ (x @ cols.T)
+
+    @staticmethod
+    def backward(ctx, g):
+        rows, cols = ctx.saved
+        return (rows.T @ g) @ cols, None, None
+
+
+def adaptive_avg_pool2d(x, output_size) -> Tensor:
+    """`x: [N, C, H, W]` -> `[N, C, *output_size]`; an entry None keeps that size."""
+    x = _tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"adaptive_avg_pool2d: expected input [N, C, H, W] (4-D) but got "
+                         f"{_shape(x.shape)}")
+    if isinstance(output_size, (int, np.integer)) or output_size is None:
+        output_size = (output_size, output_size)
+    size = tuple(x.shape[2 + a] if s is None else int(s) for a, s in enumerate(output_size))
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be two positive ints, "
+                         f"got {output_size}")
+    rows = _adaptive_matrix(x.shape[2], size[0], x.dtype)
+    cols = _adaptive_matrix(x.shape[3], size[1], x.dtype)
+    return AdaptiveAvgPool2d.apply(x, rows, cols)
+
+
+# ----------------------------------------------------------------------------
+# batch norm
+# ----------------------------------------------------------------------------
+class BatchNorm(Function):
+    """`y = (x - mean) / sqrt(var + eps) * weight + bias` per channel.
+
+    Training: batch mean and biased variance; `running_mean`/`running_var`
+    (arrays or None) are updated in place with `momentum`, the variance
+    unbiased (`n / (n - 1)`), as PyTorch. Eval: the running statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcast a [C] vector against x
+        if training:
+            n = x.size // x.shape[1]
+            mean64 = x.mean(axis=axes, dtype=np.float64)
+            var64 = np.square(x - mean64.reshape(shape)).mean(axis=axes)
+            if running_mean is not None:
+                running_mean[...] = (momentum * mean64 + (1 - momentum) * running_mean)
+            if running_var is not None:
+                running_var[...] = (momentum * var64 * n / (n - 1)
+                                    + (1 - momentum) * running_var)
+            mean, var = mean64.astype(x.dtype), var64.astype(x.dtype)
+        else:
+            mean, var = running_mean, running_var
+        invstd = (1 / np.sqrt(var + np.asarray(eps, dtype=var.dtype))).astype(x.dtype)
+        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        out = xhat if weight is None else xhat * weight.reshape(shape)
+        if bias is not None:
+            out = out + bias.reshape(shape)
+        ctx.saved = (xhat, invstd, weight, training, axes, shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, invstd, weight, training, axes, shape = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g_sum = g.sum(axis=axes)
+        g_xhat_sum = (g * xhat).sum(axis=axes)
+        gx = None
+        if need_x:
+            scale = invstd if weight is None else invstd * weight
+            if training:
+                n = g.size // g.shape[1]
+                gx = (g - (g_sum / n).reshape(shape)
+                      - xhat * (g_xhat_sum / n).reshape(shape)) * scale.reshape(shape)
+            else:
+                gx = g * scale.reshape(shape)
+        return (gx, g_xhat_sum if need_w else None, g_sum if need_b else None,
+                None, None, None, None, None)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """PyTorch's `F.batch_norm`: `x: [N, C, *]`, vectors `[C]`.
+
+    In training the running statistics (Tensors or arrays, or None) are updated
+    in place: `r = (1 - momentum) * r + momentum * batch_stat`.
+    """
+    x, weight, bias = _tensor(x), _tensor(weight), _tensor(bias)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected input [N, C, *] (at least 2-D) but got "
+                         f"{_shape(x.shape)}")
+    c = x.shape[1]
+    stats = [r.data if isinstance(r, Tensor) else r for r in (running_mean, running_var)]
+    for name, v in (("running_mean", stats[0]), ("running_var", stats[1]),
+                    ("weight", weight), ("bias", bias)):
+        if v is not None and tuple(v.shape) != (c,):
+            raise ValueError(f"batch_norm: {name} must be [C={c}] for input "
+                             f"{_shape(x.shape)}, got {_shape(v.shape)}")
+    if not training and (stats[0] is None or stats[1] is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed when "
+                         "training=False")
+    if training and x.numel() // c <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when "
+                         f"training, got input {_shape(x.shape)}")
+    _check_dtypes("batch_norm", x, ("weight", weight), ("bias", bias))
+    return BatchNorm.apply(x, weight, bias, stats[0], stats[1], bool(training),
+                           momentum, eps)
+
+
+# ----------------------------------------------------------------------------
+# dropout, pad and small wrappers
+# ----------------------------------------------------------------------------
+def dropout(x, p: float = 0.5, training: bool = True) -> Tensor:
+    """PyTorch's per-call dropout: zero each element with probability `p` and
+    scale the rest by `1/(1-p)` (the noise is `bernoulli(1-p) / f(1-p)` in
+    x's dtype); identity when not training. The mask comes from the library
+    generator, so `refsnn.manual_seed` makes it reproducible."""
+    x = _tensor(x)
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
+    if not training:
+        return x
+    if p == 1:
+        noise = np.zeros(x.shape, dtype=x.dtype)
+    else:
+        keep = default_generator().random(x.shape) < 1 - p
+        noise = keep.astype(x.dtype) / np.asarray(1 - p, dtype=x.dtype)
+    return x * Tensor._wrap(noise)
+
+
+class Pad(Function):
+    """Constant padding by `widths = ((lo, hi), ...)` per dim; negative
+    amounts crop, as PyTorch."""
+
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        cut = [(max(-lo, 0), max(-hi, 0)) for lo, hi in widths]
+        grow = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
+        ctx.saved = (cut, grow)
+        kept = tuple(slice(lo, n - hi) for n, (lo, hi) in zip(x.shape, cut))
+        return np.pad(x[kept], grow, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        cut, grow = ctx.saved
+        inner = tuple(slice(lo, n - hi) for n, (lo, hi) in zip(g.shape, grow))
+        return np.pad(g[inner], cut), None, None
+
+
+def pad(x, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """PyTorch's `F.pad` (constant mode): `pad = (last_lo, last_hi, prev_lo, ...)`."""
+    x = _tensor(x)
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: padding {pad} must have an even length of at most "
+                         f"2 * ndim = {2 * x.ndim} for input {_shape(x.shape)}")
+    widths = [(0, 0)] * x.ndim
+    for k in range(len(pad) // 2):
+        widths[x.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    for n, (lo, hi) in zip(x.shape, widths):
+        if n + lo + hi < 0:
+            raise ValueError(f"pad: padding {pad} crops more than the input {_shape(x.shape)} has")
+    return Pad.apply(x, tuple(widths), value)
