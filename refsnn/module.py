@@ -166,8 +166,12 @@ class Module:
 
     # --- modes and dtype ------------------------------------------------------------
     def train(self, mode: bool = True):
-        for m in self.modules():
-            object.__setattr__(m, "training", mode)
+        """Set training mode here and, through their own `train`, in every child."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
+        object.__setattr__(self, "training", mode)
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self):
@@ -249,7 +253,7 @@ class Module:
                 raise TypeError(f"load_state_dict: value of '{key}' cannot be "
                                 f"converted to an array: {e}") from None
         missing = [k for k in own if k not in incoming]
-        unexpected = [k for k in incoming if k not in own]
+        unexpected = self._unexpected_keys(incoming, own)
         mismatched = [f"{k}: checkpoint {incoming[k].shape} vs model {own[k].shape}"
                       for k in own if k in incoming and incoming[k].shape != own[k].shape]
         problems = []
@@ -266,6 +270,26 @@ class Module:
             if key in incoming:
                 t.data = np.array(incoming[key], dtype=t.data.dtype, copy=True)
         return IncompatibleKeys(missing, unexpected)
+
+    def _unexpected_keys(self, incoming, own) -> list:
+        """Keys of `incoming` this module does not hold, in PyTorch's order:
+        each key is reported by the deepest module its dotted path reaches
+        (modules in pre-order), keys of one module in `incoming`'s order."""
+        found = []
+
+        def visit(module, prefix):
+            for key in incoming:
+                if key in own or not key.startswith(prefix):
+                    continue
+                head, dot, _ = key[len(prefix):].partition(".")
+                if not (dot and head in module._modules):
+                    found.append(key)
+            for name, child in module._modules.items():
+                if child is not None:
+                    visit(child, f"{prefix}{name}.")
+
+        visit(self, "")
+        return found
 
     # --- repr -------------------------------------------------------------------------
     def extra_repr(self) -> str:
