@@ -50,17 +50,30 @@ is `NUMPY_FUSED` below, `backend='opencl'` is provided by `refsnn.opencl`
         with dh/dv, dh/dx (and dh/dk for PLIF, summed over t and M into grad_k)
         as listed in `neuron_dynamics`.
 
-`FusedNeuron` below wraps a backend into one autograd `Function`.
+`fused_multi_step` below wraps a backend into one autograd node (plus a tap
+node for the second output, `v_seq`, since a refsnn `Function` has one output).
+
+The NumPy backend traces the step formula (`step_formula`) once into a short
+list of ufunc calls that write into preallocated buffers (`_StepProgram`), so
+the forward loop allocates nothing per step; its backward computes the
+surrogate derivative, the reset Jacobian and the charge Jacobian for all T at
+once, leaving 3-4 in-place passes per step for the reverse recurrence.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NeuronSpec", "Saved", "saved_fields", "get_backend", "register_backend",
+from . import neuron_dynamics as nd
+from .autograd import Function, Tensor
+from .mathops import NUMPY
+
+__all__ = ["NeuronSpec", "Saved", "saved_fields", "step_formula", "charge_jacobian",
+           "get_backend", "register_backend", "fused_multi_step", "NUMPY_FUSED",
            "FUSED_KINDS"]
 
 #: neuron kinds a fused backend may implement
@@ -156,3 +169,358 @@ def get_backend(name: str):
     except KeyError:
         raise ValueError(f"unknown fused backend {name!r}; known: "
                          f"{sorted(set(_BACKENDS) | set(_LAZY_BACKENDS))}") from None
+
+
+# ----------------------------------------------------------------------------
+# the formulas of one step, from neuron_dynamics
+# ----------------------------------------------------------------------------
+def step_formula(spec: NeuronSpec):
+    """The forward of one step as `f(x, v, k, ops) -> (h, spike, v_next)`.
+
+    `x`, `v`: one step's operands ([M]); `k`: PLIF's 0-dim decay (else unused);
+    `ops`: a `refsnn.mathops` namespace. The spike is `heaviside(h - v_threshold)`
+    (the forward of every spiking surrogate), the reset uses it undetached
+    (detaching only changes gradients).
+    """
+    kind = spec.kind
+    if kind == "IF":
+        def charge(x, v, k, ops):
+            return nd.if_charge(x, v)
+    elif kind == "LIF":
+        def charge(x, v, k, ops):
+            return nd.lif_charge(x, v, spec.tau, spec.decay_input, spec.v_reset)
+    elif kind == "PLIF":
+        def charge(x, v, k, ops):
+            return nd.plif_charge(x, v, k, spec.decay_input, spec.v_reset)
+    elif kind == "QIF":
+        def charge(x, v, k, ops):
+            return nd.qif_charge(x, v, spec.tau, spec.v_rest, spec.v_c, spec.a0)
+    elif kind == "EIF":
+        def charge(x, v, k, ops):
+            return nd.eif_charge(x, v, spec.tau, spec.v_rest, spec.delta_T, spec.theta_rh, ops)
+    else:
+        raise ValueError(f"fused neuron: unknown kind {kind!r}; known: {FUSED_KINDS}")
+
+    def step(x, v, k, ops):
+        h = charge(x, v, k, ops)
+        spike = ops.heaviside(nd.fire_input(h, spec.v_threshold))
+        return h, spike, nd.reset(h, spike, spec.v_threshold, spec.v_reset)
+
+    return step
+
+
+def charge_jacobian(spec: NeuronSpec, v_pre, x_seq=None, k=None, ops=NUMPY):
+    """(dh/dv, dh/dx, dh/dk) of the charge, each a Python float, a 0-dim value
+    or an array like `v_pre` (the potentials before each charge, [T, M]);
+    dh/dk is None except for PLIF."""
+    kind = spec.kind
+    if kind == "IF":
+        return (*nd.if_jacobian(), None)
+    if kind == "LIF":
+        return (*nd.lif_jacobian(spec.tau, spec.decay_input), None)
+    if kind == "PLIF":
+        return nd.plif_jacobian(x_seq, v_pre, k, spec.decay_input, spec.v_reset)
+    if kind == "QIF":
+        return (*nd.qif_jacobian(v_pre, spec.tau, spec.v_rest, spec.v_c, spec.a0), None)
+    if kind == "EIF":
+        return (*nd.eif_jacobian(v_pre, spec.tau, spec.delta_T, spec.theta_rh, ops), None)
+    raise ValueError(f"fused neuron: unknown kind {kind!r}; known: {FUSED_KINDS}")
+
+
+# ----------------------------------------------------------------------------
+# tracing a step formula into in-place ufunc calls
+# ----------------------------------------------------------------------------
+class _Var:
+    """A value inside a traced step formula (slot `index` of its program)."""
+
+    __slots__ = ("program", "index")
+
+    def __init__(self, program, index):
+        self.program, self.index = program, index
+
+    def __add__(self, o): return self.program.emit(np.add, self, o)
+    def __radd__(self, o): return self.program.emit(np.add, o, self)
+    def __sub__(self, o): return self.program.emit(np.subtract, self, o)
+    def __rsub__(self, o): return self.program.emit(np.subtract, o, self)
+    def __mul__(self, o): return self.program.emit(np.multiply, self, o)
+    def __rmul__(self, o): return self.program.emit(np.multiply, o, self)
+    def __truediv__(self, o): return self.program.emit(np.divide, self, o)
+    def __rtruediv__(self, o): return self.program.emit(np.divide, o, self)
+    def __neg__(self): return self.program.emit(np.negative, self)
+
+
+class _TraceOps:
+    """The part of the `mathops` protocol a neuron step uses, recording ufuncs."""
+
+    def __init__(self, program):
+        self.program = program
+
+    def exp(self, a):
+        return self.program.emit(np.exp, a)
+
+    def heaviside(self, a):
+        # written as a float 0./1. straight into the output buffer
+        return self.program.emit(np.greater_equal, a, 0.0)
+
+
+def _map_args(args, mapping):
+    """Map variable operands (ints) through `mapping`; constants (floats) stay."""
+    return tuple(a if type(a) is float else mapping[a] for a in args)
+
+
+class _StepProgram:
+    """A step formula traced once into ufunc calls that write into buffers.
+
+    Every value of the trace lives in a slot: the inputs first, then the
+    outputs (the caller's arrays, e.g. rows of the [T, M] results, written in
+    place), then the values computed from 0-dim parameters and constants only
+    (`uniform` inputs; computed once per sequence by `bind`), then temporaries,
+    reused as soon as their value is dead.
+    """
+
+    def __init__(self, formula, inputs, uniform, n_outputs):
+        self._code = []                         # (ufunc, args, result var)
+        self._uniform = {i for i, name in enumerate(inputs) if name in uniform}
+        self._n_vars = len(inputs)
+        results = formula(*[_Var(self, i) for i in range(len(inputs))], ops=_TraceOps(self))
+        if len(results) != n_outputs:
+            raise ValueError(f"step formula returned {len(results)} values, expected {n_outputs}")
+        self._allocate(len(inputs), [r.index for r in results])
+
+    def emit(self, ufunc, *operands):
+        var = _Var(self, self._n_vars)
+        self._n_vars += 1
+        args = tuple(o.index if isinstance(o, _Var) else float(o) for o in operands)
+        self._code.append((ufunc, args, var.index))
+        if all(type(a) is float or a in self._uniform for a in args):
+            self._uniform.add(var.index)
+        return var
+
+    def _allocate(self, n_in, results):
+        slot = {i: i for i in range(n_in)}
+        n_fixed = n_in + len(results)
+        self.copies = []                        # (source var, output slot)
+        for j, var in enumerate(results):
+            if var < n_in or var in slot or var in self._uniform:
+                self.copies.append((var, n_in + j))
+            else:
+                slot[var] = n_in + j
+        self.hoisted = []
+        for ufunc, args, res in self._code:
+            if res in self._uniform:
+                slot[res] = n_fixed + len(self.hoisted)
+                self.hoisted.append((ufunc, _map_args(args, slot), slot[res]))
+        last_use = {}
+        body = [c for c in self._code if c[2] not in self._uniform]
+        for pos, (_, args, _) in enumerate(body):
+            for a in args:
+                if type(a) is not float:   # floats are constants, ints are variables
+                    last_use[a] = pos
+        first_temp = n_fixed + len(self.hoisted)
+        free, self.code = [], []
+        self.n_slots = first_temp
+        for pos, (ufunc, args, res) in enumerate(body):
+            mapped = _map_args(args, slot)
+            for a in set(args):
+                if type(a) is not float and last_use[a] == pos and slot[a] >= first_temp:
+                    free.append(slot[a])
+            if res not in slot:
+                if free:
+                    slot[res] = free.pop()
+                else:
+                    slot[res] = self.n_slots
+                    self.n_slots += 1
+            self.code.append((ufunc, mapped, slot[res]))
+        self.copies = [(slot[var], out) for var, out in self.copies]
+        self.first_temp = first_temp
+
+    def bind(self, uniform_values: dict, shape, dtype):
+        """Slots for one sequence: 0-dim parameters set (by input index), the
+        uniform values computed, fresh temporaries of `shape`."""
+        slots = [None] * self.n_slots
+        for index, value in uniform_values.items():
+            slots[index] = value
+        for ufunc, args, res in self.hoisted:
+            slots[res] = np.asarray(ufunc(*[a if type(a) is float else slots[a] for a in args]),
+                                    dtype=dtype)
+        for i in range(self.first_temp, self.n_slots):
+            slots[i] = np.empty(shape, dtype)
+        return slots
+
+    def run(self, slots):
+        """One step: inputs and outputs already placed in `slots`."""
+        for ufunc, args, res in self.code:
+            ufunc(*[a if type(a) is float else slots[a] for a in args], out=slots[res])
+        for src, out in self.copies:
+            np.copyto(slots[out], slots[src])
+
+
+# ----------------------------------------------------------------------------
+# the NumPy backend
+# ----------------------------------------------------------------------------
+_STEP_INPUTS = ("x", "v", "k")               # slots 0, 1, 2
+_H, _SPIKE, _V_NEXT = 3, 4, 5               # output slots
+
+
+@lru_cache(maxsize=None)
+def _program(spec: NeuronSpec) -> _StepProgram:
+    return _StepProgram(step_formula(spec), _STEP_INPUTS, uniform={"k"}, n_outputs=3)
+
+
+def _surrogate_grad_x(spec: NeuronSpec):
+    from . import surrogate
+    cls = getattr(surrogate, spec.surrogate, None)
+    if cls is None or not hasattr(cls, "grad_x"):
+        raise ValueError(f"fused neuron: {spec.surrogate!r} is not a surrogate class "
+                         f"of refsnn.surrogate")
+    return cls.grad_x
+
+
+class NumpyFusedBackend:
+    """The fused loop on NumPy: vectorised over neurons, sequential over T."""
+
+    def supports(self, spec: NeuronSpec):
+        if spec.kind not in FUSED_KINDS:
+            return f"kind {spec.kind!r} is not fused (fused kinds: {', '.join(FUSED_KINDS)})"
+        try:
+            _surrogate_grad_x(spec)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    def forward(self, spec, x_seq, v0, k):
+        T, M = x_seq.shape
+        dtype = np.dtype(spec.dtype)
+        program = _program(spec)
+        spike_seq, v_seq, h_seq = (np.empty((T, M), dtype) for _ in range(3))
+        slots = program.bind({} if k is None else {2: k}, (M,), dtype)
+        v = v0
+        with np.errstate(all="ignore"):
+            for t in range(T):
+                slots[0], slots[1] = x_seq[t], v
+                slots[_H], slots[_SPIKE], slots[_V_NEXT] = h_seq[t], spike_seq[t], v_seq[t]
+                program.run(slots)
+                v = v_seq[t]
+        return spike_seq, v_seq, h_seq
+
+    def backward(self, spec, saved, grad_spike_seq, grad_v_seq):
+        h_seq = saved.h_seq
+        T, M = h_seq.shape
+        dtype = h_seq.dtype
+        params = dict(spec.surrogate_params)
+        with np.errstate(all="ignore"):
+            over = h_seq - spec.v_threshold
+            psi = np.asarray(_surrogate_grad_x(spec)(over, 1.0, NUMPY, **params), dtype)
+            reset_jac = _reset_jacobian(spec, over, h_seq, psi)
+            spike_term = None if grad_spike_seq is None else grad_spike_seq * psi
+            del over
+            v_pre = None
+            if saved.v_seq is not None:   # potentials before each charge
+                v_pre = np.concatenate([saved.v0[None], saved.v_seq[:-1]])
+            dh_dv, dh_dx, dh_dk = charge_jacobian(spec, v_pre, saved.x_seq, saved.k)
+            gh = np.empty((T, M), dtype)     # dL/dh_t, becomes grad_x_seq in place
+            carry = np.zeros(M, dtype)       # dL/dv_t (post-reset), all paths
+            for t in range(T - 1, -1, -1):
+                if t < T - 1:
+                    np.multiply(gh[t + 1], _row(dh_dv, t + 1), out=carry)
+                if grad_v_seq is not None:
+                    np.add(carry, grad_v_seq[t], out=carry)
+                np.multiply(carry, _row(reset_jac, t), out=gh[t])
+                if spike_term is not None:
+                    np.add(gh[t], spike_term[t], out=gh[t])
+            grad_v0 = gh[0] * _row(dh_dv, 0)
+            grad_k = None
+            if dh_dk is not None:
+                grad_k = np.asarray(np.sum(gh * dh_dk, dtype=dtype), dtype)
+            if not (isinstance(dh_dx, float) and dh_dx == 1.):
+                np.multiply(gh, dh_dx, out=gh)
+        return gh, np.asarray(grad_v0, dtype), grad_k
+
+
+def _row(value, t):
+    """Row t of a [T, M] array; a scalar or 0-dim value as it is."""
+    return value[t] if np.ndim(value) == 2 else value
+
+
+def _reset_jacobian(spec, over, h_seq, psi):
+    """dv_t/dh_t through the reset, the spike path included unless detached:
+    hard: (1 - s) + (v_reset - h) * psi; soft: 1 - v_threshold * psi."""
+    if spec.hard_reset:
+        jac = np.logical_not(np.greater_equal(over, 0.0)).astype(h_seq.dtype)
+        if not spec.detach_reset:
+            jac += (spec.v_reset - h_seq) * psi
+        return jac
+    if spec.detach_reset:
+        return np.ones((), h_seq.dtype)
+    return 1. - spec.v_threshold * psi
+
+
+NUMPY_FUSED = NumpyFusedBackend()
+register_backend("numpy-fused", NUMPY_FUSED)
+
+
+# ----------------------------------------------------------------------------
+# the autograd op
+# ----------------------------------------------------------------------------
+class _Link:
+    """What the fused node and its `v_seq` tap share: the v_seq array, the
+    gradient the tap received, and the zero gradient the tap hands on."""
+
+    __slots__ = ("v_seq", "grad_v_seq", "zero")
+
+
+class _FusedNeuron(Function):
+    """[T, M] input -> [T, M] spikes; v_seq leaves through `_VSeqTap`."""
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, k, spec, backend, link):
+        x_seq, v0 = np.ascontiguousarray(x_seq), np.ascontiguousarray(v0)
+        spike_seq, v_seq, h_seq = backend.forward(spec, x_seq, v0, k)
+        link.v_seq, link.grad_v_seq = v_seq, None
+        link.zero = np.broadcast_to(np.zeros((), spike_seq.dtype), spike_seq.shape)
+        if any(ctx.needs_input_grad):
+            have = {"h_seq": h_seq, "v_seq": v_seq, "v0": v0, "x_seq": x_seq, "k": k}
+            ctx.saved = Saved(**{name: have[name] for name in saved_fields(spec)})
+            ctx.spec, ctx.backend, ctx.link = spec, backend, link
+        return spike_seq
+
+    @staticmethod
+    def backward(ctx, grad_spike_seq):
+        link = ctx.link
+        grad_v_seq, link.grad_v_seq = link.grad_v_seq, None
+        if grad_spike_seq is link.zero:       # only v_seq was used
+            grad_spike_seq = None
+        grad_x, grad_v0, grad_k = ctx.backend.backward(ctx.spec, ctx.saved,
+                                                       grad_spike_seq, grad_v_seq)
+        return grad_x, grad_v0, grad_k, None, None, None
+
+
+class _VSeqTap(Function):
+    """The fused op's second output. It hangs off the spike output, so the
+    backward reaches it before the fused node: it parks its gradient in the
+    link and passes a zero (broadcast, no memory) on to the spikes."""
+
+    @staticmethod
+    def forward(ctx, spike_seq, link):
+        ctx.link = link
+        return link.v_seq
+
+    @staticmethod
+    def backward(ctx, grad_v_seq):
+        ctx.link.grad_v_seq = grad_v_seq
+        return ctx.link.zero, None
+
+
+def fused_multi_step(spec: NeuronSpec, backend, x_seq: Tensor, v: Tensor, k=None):
+    """Run a whole sequence through `backend` as one autograd op.
+
+    x_seq: [T, N, *]; v: [N, *] state before step 0; k: PLIF's 0-dim decay
+    Tensor (sigmoid(w), in x's dtype) or None.
+    Returns (spike_seq, v_seq), both [T, N, *]; v_seq[-1] is the new state.
+    """
+    shape = tuple(x_seq.shape)
+    T, M = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+    link = _Link()
+    spikes = _FusedNeuron.apply(x_seq.reshape(T, M), v.reshape(M), k, spec, backend, link)
+    v_seq = _VSeqTap.apply(spikes, link)
+    return spikes.reshape(shape), v_seq.reshape(shape)
