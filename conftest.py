@@ -1,4 +1,4 @@
-"""Hypothesis profiles: `ci` is derandomized and bounded so CI is deterministic."""
+"""Shared pytest setup. Hypothesis profiles: `ci` is derandomized and bounded so CI is deterministic."""
 import os
 
 from hypothesis import HealthCheck, settings
