@@ -10,36 +10,18 @@ import numpy as np
 import pytest
 
 from refsnn import optim
-from refsnn.autograd import tensor
+from refsnn.autograd import manual_seed, tensor
 from refsnn.containers import Sequential
-from refsnn.module import Module, Parameter
+from refsnn.layers import Linear, ReLU
 
 torch = pytest.importorskip("torch")
 
 N, IN, HIDDEN, CLASSES, STEPS, BATCH = 48, 10, 16, 4, 25, 16
 
 
-class Linear(Module):
-    """y = x @ weight.T + bias; x: [N, in] -> [N, out] (PyTorch's names)."""
-
-    def __init__(self, n_in, n_out, rng):
-        super().__init__()
-        bound = 1 / np.sqrt(n_in)
-        self.weight = Parameter(rng.uniform(-bound, bound, (n_out, n_in)))
-        self.bias = Parameter(rng.uniform(-bound, bound, n_out))
-
-    def forward(self, x):
-        return x @ self.weight.T + self.bias
-
-
-class ReLU(Module):
-    def forward(self, x):
-        return x.relu()
-
-
 def ours_mlp(n_out, seed=1):
-    rng = np.random.default_rng(seed)
-    return Sequential(Linear(IN, HIDDEN, rng), ReLU(), Linear(HIDDEN, n_out, rng))
+    manual_seed(seed)
+    return Sequential(Linear(IN, HIDDEN), ReLU(), Linear(HIDDEN, n_out)).double()
 
 
 def torch_mlp(n_out, seed=2):
