@@ -1,0 +1,244 @@
+"""`backend='opencl'`: the fused multi-step neuron op (`refsnn.fused`) on an
+OpenCL device.
+
+One kernel launch per layer and direction covers all T steps. The forward
+keeps `h_seq` (and, for PLIF/QIF/EIF, `v_seq`, `v0` and `x_seq`) on the device
+for the backward: its `h_seq` result is a `DeviceSequence`, which the fused
+autograd op saves and hands back. Each call copies its inputs to the device
+once and its results back once (`last_timings` has the copy and kernel times).
+
+Inputs follow the fused backend contract: `x_seq` [T, M] and `v0` [M] of
+`spec.dtype`. A non-contiguous array is copied once to a contiguous one; an
+array of another dtype is refused (TypeError), never silently converted.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from .. import fused
+from .device import import_pyopencl, runtime
+from .kernels import formulas, neuron_program
+from .programs import build, kernel
+
+__all__ = ["OpenCLFusedBackend", "DeviceSequence", "LAYOUTS"]
+
+LAYOUTS = ("chunked", "per-neuron")
+ENV_LAYOUT = "REFSNN_OPENCL_LAYOUT"
+PER_NEURON_GROUP = 128   # work-group size of the per-neuron layout
+VECTORS_PER_CHUNK = 4    # NVEC of the chunked layout
+
+
+class DeviceSequence:
+    """A forward's `h_seq` [T, M] left on the device, with the other device
+    buffers its backward reads. `np.asarray(seq)` copies it to the host."""
+
+    def __init__(self, backend, shape, dtype, h_seq, v_seq=None, v0=None, x_seq=None):
+        self.backend, self.shape, self.dtype = backend, shape, np.dtype(dtype)
+        self.buffers = {"h_seq": h_seq, "v_seq": v_seq, "v0": v0, "x_seq": x_seq}
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        cl = import_pyopencl()
+        host = np.empty(self.shape, self.dtype)
+        cl.enqueue_copy(self.backend.runtime.queue, host, self.buffers["h_seq"])
+        return host if dtype is None else host.astype(dtype)
+
+    def __repr__(self):
+        return f"DeviceSequence(shape={self.shape}, dtype={self.dtype})"
+
+
+@lru_cache(maxsize=256)
+def _formulas(spec):
+    return formulas(spec)
+
+
+def _slots(values, dtype):
+    """16 parameter values rounded once to `dtype`, as an OpenCL real16 argument."""
+    from pyopencl import cltypes
+    lanes = np.zeros(16, np.float64)
+    lanes[:len(values)] = values
+    vec = cltypes.float16 if dtype == np.float32 else cltypes.double16
+    return lanes.astype(dtype).view(vec).reshape(())
+
+
+class OpenCLFusedBackend:
+    """The fused neuron backend on one OpenCL device (see `refsnn.fused` for the
+    contract of `supports`, `forward` and `backward`).
+
+    device: a `pyopencl.Device` or a selector string (see `refsnn.opencl.device`);
+        None picks the default device.
+    layout: 'chunked' (CPU devices: CHUNK neurons per work-item as vectors) or
+        'per-neuron' (GPUs: one work-item per neuron); None chooses by device
+        type, unless `REFSNN_OPENCL_LAYOUT` names one.
+    """
+
+    def __init__(self, device=None, layout=None):
+        layout = layout or os.environ.get(ENV_LAYOUT) or None
+        if layout is not None and layout not in LAYOUTS:
+            raise ValueError(f"opencl backend: layout must be one of {LAYOUTS}, got {layout!r}")
+        self._device, self._layout, self._runtime = device, layout, None
+        self.last_timings: dict = {}
+
+    @property
+    def runtime(self):
+        if self._runtime is None:
+            self._runtime = runtime(self._device)
+        return self._runtime
+
+    @property
+    def layout(self) -> str:
+        return self._layout or ("chunked" if self.runtime.is_cpu else "per-neuron")
+
+    def _width(self, dtype) -> int:
+        dev = self.runtime.device
+        width = dev.preferred_vector_width_float if dtype == np.float32 else dev.preferred_vector_width_double
+        return width if width in (2, 4, 8, 16) else 4
+
+    # -- the fused backend contract -------------------------------------------
+    def supports(self, spec) -> str | None:
+        if spec.kind not in fused.FUSED_KINDS:
+            return f"kind {spec.kind!r} is not fused (fused kinds: {', '.join(fused.FUSED_KINDS)})"
+        try:
+            rt = self.runtime
+            rt.check_dtype(spec.dtype)
+            _formulas(spec)
+        except (RuntimeError, TypeError, ValueError) as err:
+            return str(err)
+        return None
+
+    def forward(self, spec, x_seq, v0, k):
+        """x_seq [T, M], v0 [M], k (PLIF: 0-dim sigmoid(w)) -> spike_seq [T, M],
+        v_seq [T, M] (host arrays) and h_seq (a `DeviceSequence`)."""
+        cl = import_pyopencl()
+        rt, dtype = self.runtime, np.dtype(spec.dtype)
+        rt.check_dtype(spec.dtype)
+        x_seq = _checked("x_seq", x_seq, dtype, 2)
+        T, M = x_seq.shape
+        v0 = _checked("v0", v0, dtype, 1, (M,))
+        if T == 0 or M == 0:
+            empty = np.empty((T, M), dtype)
+            return empty, empty.copy(), empty.copy()
+        f = _formulas(spec)
+        program, (vf,) = neuron_program("forward", spec, f, self._width(dtype), VECTORS_PER_CHUNK)
+        knl = kernel(build(rt, program.source), f"forward_{self.layout.replace('-', '_')}")
+        q, alloc = rt.queue, rt.pool.allocate
+        x_buf, v0_buf = alloc(x_seq.nbytes), alloc(v0.nbytes)
+        s_buf, v_buf, h_buf = alloc(x_seq.nbytes), alloc(x_seq.nbytes), alloc(x_seq.nbytes)
+        copy_in = [cl.enqueue_copy(q, x_buf, x_seq, is_blocking=False),
+                   cl.enqueue_copy(q, v0_buf, v0, is_blocking=False)]
+        run = knl(q, *self._geometry(M, dtype), x_buf, v0_buf, s_buf, v_buf, h_buf,
+                  np.int32(T), np.int32(M), _scalar(k, dtype), _slots(f.values["step"], dtype),
+                  np.int32(vf))
+        spike_seq, v_seq = np.empty((T, M), dtype), np.empty((T, M), dtype)
+        copy_out = [cl.enqueue_copy(q, spike_seq, s_buf, is_blocking=False),
+                    cl.enqueue_copy(q, v_seq, v_buf, is_blocking=False)]
+        cl.wait_for_events(copy_out)
+        self._record(copy_in, run, copy_out)
+        needs = fused.saved_fields(spec)
+        h_seq = DeviceSequence(self, (T, M), dtype, h_buf,
+                               v_seq=v_buf if "v_seq" in needs else None,
+                               v0=v0_buf if "v0" in needs else None,
+                               x_seq=x_buf if "x_seq" in needs else None)
+        return spike_seq, v_seq, h_seq
+
+    def backward(self, spec, saved, grad_spike_seq, grad_v_seq):
+        """The BPTT recurrence of `refsnn.fused` -> grad_x_seq [T, M], grad_v0 [M],
+        grad_k (0-dim, PLIF; else None)."""
+        cl = import_pyopencl()
+        rt, dtype = self.runtime, np.dtype(spec.dtype)
+        T, M = saved.h_seq.shape
+        if T == 0 or M == 0:
+            grad_k = np.zeros((), dtype) if spec.kind == "PLIF" else None
+            return np.zeros((T, M), dtype), np.zeros(M, dtype), grad_k
+        f = _formulas(spec)
+        program, ids = neuron_program("backward", spec, f, self._width(dtype), VECTORS_PER_CHUNK)
+        knl = kernel(build(rt, program.source), f"backward_{self.layout.replace('-', '_')}")
+        q, alloc = rt.queue, rt.pool.allocate
+        copy_in = []
+
+        def upload(name, array, shape):
+            if array is None:
+                return None
+            array = _checked(name, array, dtype, len(shape), shape)
+            buf = alloc(array.nbytes)
+            copy_in.append(cl.enqueue_copy(q, buf, array, is_blocking=False))
+            return buf
+
+        kept = saved.h_seq.buffers if isinstance(saved.h_seq, DeviceSequence) \
+            and saved.h_seq.backend is self else None
+        needs = fused.saved_fields(spec)
+        device_saved = {}
+        for name, shape in (("h_seq", (T, M)), ("v_seq", (T, M)), ("v0", (M,)), ("x_seq", (T, M))):
+            if name not in needs:
+                device_saved[name] = None
+            elif kept is not None:
+                device_saved[name] = kept[name]
+            else:
+                device_saved[name] = upload(name, np.asarray(getattr(saved, name)), shape)
+        gs_buf = upload("grad_spike_seq", grad_spike_seq, (T, M))
+        gv_buf = upload("grad_v_seq", grad_v_seq, (T, M))
+        gx_buf, gv0_buf = alloc(T * M * dtype.itemsize), alloc(M * dtype.itemsize)
+        geometry = self._geometry(M, dtype)
+        n_items = geometry[0][0]
+        kp_buf = alloc(n_items * dtype.itemsize) if spec.kind == "PLIF" else None
+        run = knl(q, *geometry, device_saved["h_seq"], device_saved["v_seq"], device_saved["v0"],
+                  device_saved["x_seq"], gs_buf, gv_buf, gx_buf, gv0_buf, kp_buf,
+                  np.int32(T), np.int32(M), _scalar(saved.k, dtype),
+                  *(_slots(f.values[b], dtype) for b in ("over", "psi", "rjac", "jac")),
+                  np.array(ids, np.int32).view(_int4()).reshape(()))
+        grad_x, grad_v0 = np.empty((T, M), dtype), np.empty(M, dtype)
+        copy_out = [cl.enqueue_copy(q, grad_x, gx_buf, is_blocking=False),
+                    cl.enqueue_copy(q, grad_v0, gv0_buf, is_blocking=False)]
+        grad_k = None
+        if kp_buf is not None:
+            partials = np.empty(n_items, dtype)
+            copy_out.append(cl.enqueue_copy(q, partials, kp_buf, is_blocking=False))
+        cl.wait_for_events(copy_out)
+        if kp_buf is not None:  # fixed-order partial sums, then one float64 sum
+            grad_k = np.asarray(np.sum(partials, dtype=np.float64), dtype)
+        self._record(copy_in, run, copy_out)
+        return grad_x, grad_v0, grad_k
+
+    # -- helpers --------------------------------------------------------------
+    def _geometry(self, M: int, dtype):
+        """(global size, local size) of a launch over M neurons."""
+        if self.layout == "chunked":
+            chunk = self._width(dtype) * VECTORS_PER_CHUNK
+            return ((M + chunk - 1) // chunk,), None
+        g = PER_NEURON_GROUP
+        return (((M + g - 1) // g) * g,), (g,)
+
+    def _record(self, copy_in, run, copy_out):
+        def seconds(events):
+            return sum((e.profile.end - e.profile.start) * 1e-9 for e in events)
+        self.last_timings = {"to_device_s": seconds(copy_in), "kernel_s": seconds([run]),
+                             "to_host_s": seconds(copy_out)}
+
+
+def _int4():
+    from pyopencl import cltypes
+    return cltypes.int4
+
+
+def _scalar(k, dtype):
+    return dtype.type(0) if k is None else dtype.type(np.asarray(k).reshape(()))
+
+
+def _checked(name, array, dtype, ndim, shape=None):
+    """`array` as a C-contiguous ndarray of `dtype` (one copy if it was not
+    contiguous); TypeError / ValueError naming the argument otherwise."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"opencl neuron backend: {name} must be a numpy array, got {type(array).__name__}")
+    if array.dtype != dtype:
+        raise TypeError(f"opencl neuron backend: {name} has dtype {array.dtype}, expected {dtype} "
+                        "(the neuron's dtype; convert the input first)")
+    if array.ndim != ndim or (shape is not None and array.shape != tuple(shape)):
+        want = tuple(shape) if shape is not None else f"{ndim} dims"
+        raise ValueError(f"opencl neuron backend: {name} has shape {array.shape}, expected {want}")
+    return np.ascontiguousarray(array)

@@ -1,0 +1,243 @@
+"""Kernel sources for the fused neuron, generated from the Python formulas.
+
+For a `NeuronSpec`, `formulas(spec)` runs the formulas of one step through the
+C emitter (`codegen.CEmitter`) with every float hyper-parameter wrapped in a
+`Param`, giving five function bodies:
+
+- `step`  the forward step `fused.step_formula(spec)`: charge, fire, reset;
+- `over`  `neuron_dynamics.fire_input`: h - v_threshold;
+- `psi`   the surrogate derivative `grad_x(over, 1.0, ...)`;
+- `rjac`  the reset Jacobian dv/dh (`reset_jacobian` below);
+- `jac`   the charge Jacobian `fused.charge_jacobian`: dh/dv, dh/dx, dh/dk;
+
+plus the parameter values of each. The bodies do not depend on the parameter
+values (those travel as kernel arguments), only on the structure: kind,
+`decay_input`, whether `v_reset` is None / 0 / other, `detach_reset`, and the
+surrogate class.
+
+A program holds, per body kind, a *table* of bodies and a dispatcher that
+switches on the table index at run time. `neuron_program(kind, ...)` builds the
+table of every structure of a kind (all surrogates at their defaults), so one
+forward and one backward program per (kind, dtype) serve almost every spec;
+a spec whose bodies are missing from the tables (a value-dependent formula,
+e.g. QPseudoSpike with alpha != 2, whose pow is then general) gets programs of
+its own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from functools import lru_cache
+
+import numpy as np
+
+from .. import fused
+from .. import neuron_dynamics as nd
+from .. import surrogate as surrogates
+from .codegen import CEmitter, Param
+from .programs import CONTRACT_OFF, kernel_source
+
+__all__ = ["Formulas", "formulas", "reset_jacobian", "surrogate_class", "Program", "neuron_program"]
+
+# body kind -> (C parameters, how the body reads its real16 parameter slots)
+SIGNATURES = {
+    "step": (("$V x", "$V v", "const real k", "const real16 *P", "$V *h_out", "$V *s_out"), "(*P)"),
+    "over": (("$V h", "const real16 *P"), "(*P)"),
+    "psi": (("$V over", "const real16 *P"), "(*P)"),
+    "rjac": (("$V over", "$V h", "$V psi", "const real16 *P"), "(*P)"),
+    "jac": (("$V x", "$V v", "const real k", "const real16 *P", "$V *dx_out", "$V *dk_out"), "(*P)"),
+}
+FORWARD_BODIES = ("step",)
+BACKWARD_BODIES = ("over", "psi", "rjac", "jac")
+
+
+def reset_jacobian(over, h, psi, spec, ops):
+    """dv/dh through the reset, the spike path included unless `detach_reset`:
+    hard: (1 - s) + (v_reset - h) * psi; soft: 1 - v_threshold * psi
+    (s = heaviside(over); the order of the numpy-fused backend)."""
+    if spec.hard_reset:
+        jac = 1.0 - ops.heaviside(over)
+        if not spec.detach_reset:
+            jac = jac + (spec.v_reset - h) * psi
+        return jac
+    if spec.detach_reset:
+        return 1.0
+    return 1. - spec.v_threshold * psi
+
+
+def surrogate_class(name: str):
+    """The class `refsnn.surrogate.<name>` (a spiking surrogate with `grad_x`)."""
+    cls = getattr(surrogates, name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, surrogates._Surrogate)):
+        raise ValueError(f"opencl neuron: unknown surrogate {name!r}")
+    return cls
+
+
+def _params(values: dict) -> dict:
+    """Float values as `Param`s (ints, bools and None stay: they shape the formula)."""
+    return {name: Param(v) if type(v) is float else v for name, v in values.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Formulas:
+    """The generated bodies of one spec (`bodies[kind]`, type-generic text) and
+    their parameter values (`values[kind]`, doubles)."""
+
+    bodies: dict
+    values: dict
+
+
+def formulas(spec) -> Formulas:
+    """The five formula bodies of `spec` (see the module docstring)."""
+    pspec = dataclasses.replace(spec, **_params(
+        {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}))
+    sg_params = _params(dict(spec.surrogate_params))
+    grad_x = surrogate_class(spec.surrogate).grad_x
+    emitters = {}
+
+    def emit(kind, build):
+        em = CEmitter(SIGNATURES[kind][1])
+        build(em)
+        emitters[kind] = em
+
+    def step(em):
+        h, s, v_next = fused.step_formula(pspec)(em.input("x"), em.input("v"), em.input("k"), em)
+        em.finish(v_next, [("h_out", h), ("s_out", s)])
+
+    def jac(em):
+        dv, dx, dk = fused.charge_jacobian(pspec, em.input("v"), em.input("x"), em.input("k"), em)
+        em.finish(dv, [("dx_out", dx), ("dk_out", 0.0 if dk is None else dk)])
+
+    emit("step", step)
+    emit("over", lambda em: em.finish(nd.fire_input(em.input("h"), pspec.v_threshold)))
+    emit("psi", lambda em: em.finish(grad_x(em.input("over"), 1.0, em, **sg_params)))
+    emit("rjac", lambda em: em.finish(reset_jacobian(
+        em.input("over"), em.input("h"), em.input("psi"), pspec, em)))
+    emit("jac", jac)
+    return Formulas(bodies={k: em.body("$V") for k, em in emitters.items()},
+                    values={k: em.param_values for k, em in emitters.items()})
+
+
+# ----------------------------------------------------------------------------
+# programs: tables of bodies behind run-time dispatchers
+# ----------------------------------------------------------------------------
+def _arg_names(kind: str) -> list:
+    return [decl.split()[-1].lstrip("*") for decl in SIGNATURES[kind][0]]
+
+
+def _render_table(kind: str, bodies) -> str:
+    """`kind_s<i>` / `kind_v<i>` for every body, and the dispatchers
+    `kind_s` / `kind_v` taking the variant index first."""
+    out, names = [], ", ".join(_arg_names(kind))
+    for sfx, vtype in (("s", "real"), ("v", "realW")):
+        decls = ", ".join(d.replace("$V", vtype) for d in SIGNATURES[kind][0])
+        for i, body in enumerate(bodies):
+            out.append(f"static inline {vtype} {kind}_{sfx}{i}({decls})\n{{\n"
+                       f"{body.replace('$V', vtype)}\n}}\n")
+        cases = "".join(f"    case {i}: return {kind}_{sfx}{i}({names});\n"
+                        for i in range(1, len(bodies)))
+        out.append(f"static inline {vtype} {kind}_{sfx}(const int variant, {decls})\n{{\n"
+                   f"    switch (variant) {{\n{cases}"
+                   f"    default: return {kind}_{sfx}0({names});\n    }}\n}}\n")
+    return "\n".join(out)
+
+
+def _header(dtype: str, width: int, nvec: int) -> str:
+    real = {"float32": "float", "float64": "double"}[dtype]
+    lanes = [f"(a).s{i:x}" for i in range(width)]
+    hsum = lanes[0]
+    for lane in lanes[1:]:
+        hsum = f"({hsum} + {lane})"
+    lines = [CONTRACT_OFF]
+    if dtype == "float64":
+        lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    lines += [
+        f"typedef {real} real;", f"typedef {real}{width} realW;", f"typedef {real}16 real16;",
+        f"#define W {width}", f"#define NVEC {nvec}",
+        "#define PASTE(a, b) a##b", "#define XPASTE(a, b) PASTE(a, b)",
+        "#define VLOAD(p) XPASTE(vload, W)(0, (p))",
+        "#define VSTORE(value, p) XPASTE(vstore, W)((value), 0, (p))",
+        f"#define HSUM(a) {hsum}", ""]
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """The source of one direction's program and its tables
+    (`index[body kind][body text]` = the variant index to pass)."""
+
+    source: str
+    index: dict
+
+    def variants(self, f: Formulas, kinds) -> tuple | None:
+        """The variant index of each body of `f`, or None if one is missing."""
+        try:
+            return tuple(self.index[kind][f.bodies[kind]] for kind in kinds)
+        except KeyError:
+            return None
+
+
+def _program(direction: str, tables: dict, dtype: str, width: int, nvec: int) -> Program:
+    parts = [_header(dtype, width, nvec)]
+    parts += [_render_table(kind, bodies) for kind, bodies in tables.items()]
+    if direction == "backward":
+        step = kernel_source("neuron_backward_step.cl")
+        for sfx, vtype in (("s", "real"), ("v", "realW")):
+            parts.append(f"#define V {vtype}\n#define SFX {sfx}\n{step}\n#undef V\n#undef SFX\n")
+    parts.append(kernel_source(f"neuron_{direction}.cl"))
+    index = {kind: {body: i for i, body in enumerate(bodies)} for kind, bodies in tables.items()}
+    return Program("\n".join(parts), index)
+
+
+def _body_kinds(direction: str) -> tuple:
+    return FORWARD_BODIES if direction == "forward" else BACKWARD_BODIES
+
+
+def catalog_specs(kind: str, dtype: str) -> list:
+    """Specs covering every structure of `kind`: both `decay_input`s (LIF,
+    PLIF), `v_reset` None / 0 / other, both `detach_reset`s, and every
+    surrogate at its defaults. Hyper-parameter values are arbitrary (they are
+    slots)."""
+    base = fused.NeuronSpec(kind=kind, v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                            surrogate="Sigmoid", surrogate_params=(("alpha", 4.0),), dtype=dtype,
+                            tau=2.0, v_rest=0.0, v_c=0.8, a0=1.0, delta_T=1.0, theta_rh=0.8)
+    decays = (True, False) if kind in ("LIF", "PLIF") else (True,)
+    specs = [dataclasses.replace(base, decay_input=d, v_reset=r, detach_reset=det)
+             for d in decays for r in (None, 0.0, -0.5) for det in (False, True)]
+    for name in SURROGATE_NAMES:
+        sg = surrogate_class(name)()
+        specs.append(dataclasses.replace(base, surrogate=name,
+                                         surrogate_params=tuple(sg.formula_params().items())))
+    return specs
+
+
+SURROGATE_NAMES = tuple(
+    name for name in surrogates.__all__
+    if inspect.isclass(getattr(surrogates, name))
+    and issubclass(getattr(surrogates, name), surrogates._Surrogate)
+    and getattr(surrogates, name) not in (surrogates.SurrogateFunctionBase,
+                                          surrogates.MultiArgsSurrogateFunctionBase))
+
+
+@lru_cache(maxsize=None)
+def catalog_program(direction: str, kind: str, dtype: str, width: int, nvec: int) -> Program:
+    """The program of every structure of `kind` (see `catalog_specs`)."""
+    tables = {k: [] for k in _body_kinds(direction)}
+    for spec in catalog_specs(kind, dtype):
+        f = formulas(spec)
+        for k, bodies in tables.items():
+            if f.bodies[k] not in bodies:
+                bodies.append(f.bodies[k])
+    return _program(direction, tables, dtype, width, nvec)
+
+
+def neuron_program(direction: str, spec, f: Formulas, width: int, nvec: int):
+    """(Program, variant indices) running `spec` (whose formulas are `f`) in
+    `direction` ('forward' or 'backward')."""
+    kinds = _body_kinds(direction)
+    program = catalog_program(direction, spec.kind, spec.dtype, width, nvec)
+    variants = program.variants(f, kinds)
+    if variants is None:  # a structure outside the catalog: a program of its own
+        program = _program(direction, {k: [f.bodies[k]] for k in kinds}, spec.dtype, width, nvec)
+        variants = (0,) * len(kinds)
+    return program, variants

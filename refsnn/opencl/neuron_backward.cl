@@ -1,0 +1,82 @@
+/* Fused multi-step neuron, backward: BPTT over the whole [T, M] sequence in one
+ * launch, reverse t, one neuron's recurrence per lane (see
+ * neuron_backward_step.cl, pasted before this file for `real` and `realW`).
+ *
+ * Inputs saved by the forward: h_seq [T, M]; v_seq [T, M] and v0 [M] (the
+ * potentials before each charge, for kinds whose Jacobian reads them); x_seq
+ * (PLIF with decay_input). Optional pointers (v_seq, x_seq, grad_spike, grad_v,
+ * k_partial) may be NULL. PLIF's dL/dk is summed per work-item, in a fixed
+ * order, into k_partial[work-item]; the host sums those.
+ * Layouts as in neuron_forward.cl.
+ */
+
+#define CHUNK (W * NVEC)
+
+__kernel void backward_per_neuron(__global const real *h_seq, __global const real *v_seq,
+                                  __global const real *v0, __global const real *x_seq,
+                                  __global const real *grad_spike, __global const real *grad_v,
+                                  __global real *grad_x, __global real *grad_v0,
+                                  __global real *k_partial, const int T, const int M,
+                                  const real k, const real16 PF, const real16 PS,
+                                  const real16 PR, const real16 PJ, const int4 ids)
+{
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)M) return;
+    real gh = 0, dv = 0, dk = 0, acc_k = 0;
+    for (int t = T - 1; t >= 0; --t) {
+        const size_t at = (size_t)t * M + i;
+        const real v_pre = !v_seq ? 0 : t > 0 ? v_seq[at - M] : v0[i];
+        grad_x[at] = backward_step_s(
+            ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
+            grad_spike ? grad_spike[at] : 0, grad_spike != 0, x_seq ? x_seq[at] : 0, v_pre,
+            k, &PF, &PS, &PR, &PJ, &gh, &dv, &dk);
+        acc_k = acc_k + gh * dk;
+    }
+    grad_v0[i] = gh * dv;
+    if (k_partial) k_partial[i] = acc_k;
+}
+
+__kernel void backward_chunked(__global const real *h_seq, __global const real *v_seq,
+                               __global const real *v0, __global const real *x_seq,
+                               __global const real *grad_spike, __global const real *grad_v,
+                               __global real *grad_x, __global real *grad_v0,
+                               __global real *k_partial, const int T, const int M,
+                               const real k, const real16 PF, const real16 PS,
+                               const real16 PR, const real16 PJ, const int4 ids)
+{
+    const size_t base = get_global_id(0) * CHUNK;
+    if (base >= (size_t)M) return;
+    const int n = (int)min((size_t)CHUNK, (size_t)M - base);
+    const int nvec = n / W;
+    const realW zero = (realW)(0);
+    realW gh[NVEC], dv[NVEC], acc_k = zero;
+    real gh_tail[W], dv_tail[W], acc_k_tail = 0;
+    for (int t = T - 1; t >= 0; --t) {
+        const size_t row = (size_t)t * M + base;
+        for (int j = 0; j < nvec; ++j) {
+            const size_t at = row + j * W;
+            const realW v_pre = !v_seq ? zero : t > 0 ? VLOAD(v_seq + at - M) : VLOAD(v0 + base + j * W);
+            realW dk;
+            VSTORE(backward_step_v(
+                ids, t == T - 1, VLOAD(h_seq + at), grad_v ? VLOAD(grad_v + at) : zero, grad_v != 0,
+                grad_spike ? VLOAD(grad_spike + at) : zero, grad_spike != 0,
+                x_seq ? VLOAD(x_seq + at) : zero, v_pre, k, &PF, &PS, &PR, &PJ, &gh[j], &dv[j], &dk),
+                grad_x + at);
+            acc_k = acc_k + gh[j] * dk;
+        }
+        for (int j = nvec * W; j < n; ++j) {
+            const size_t at = row + j;
+            const int jt = j - nvec * W;
+            const real v_pre = !v_seq ? 0 : t > 0 ? v_seq[at - M] : v0[base + j];
+            real dk;
+            grad_x[at] = backward_step_s(
+                ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
+                grad_spike ? grad_spike[at] : 0, grad_spike != 0, x_seq ? x_seq[at] : 0, v_pre,
+                k, &PF, &PS, &PR, &PJ, &gh_tail[jt], &dv_tail[jt], &dk);
+            acc_k_tail = acc_k_tail + gh_tail[jt] * dk;
+        }
+    }
+    for (int j = 0; j < nvec; ++j) VSTORE(gh[j] * dv[j], grad_v0 + base + j * W);
+    for (int j = nvec * W; j < n; ++j) grad_v0[base + j] = gh_tail[j - nvec * W] * dv_tail[j - nvec * W];
+    if (k_partial) k_partial[get_global_id(0)] = HSUM(acc_k) + acc_k_tail;
+}

@@ -1,0 +1,70 @@
+/* Fused multi-step neuron, forward: the whole [T, M] sequence in one launch.
+ *
+ * kernels.py prepends the element type `real`, the vector type `realW` of width
+ * W, NVEC (vectors per chunk), VLOAD/VSTORE, and the step functions generated
+ * from the Python formulas (refsnn.fused.step_formula over
+ * refsnn.neuron_dynamics), each in a scalar and a vector form that dispatch on
+ * the variant index `vf`:
+ *   step_s / step_v(vf, x, v, k, &P, &h, &s) -> v after reset; stores h, spike
+ * Parameters arrive in the real16 argument P; k is PLIF's decay sigmoid(w).
+ *
+ * Layouts: forward_per_neuron runs one work-item per neuron (coalesced rows,
+ * for GPUs); forward_chunked runs one work-item per CHUNK contiguous neurons as
+ * realW vectors with T as the outer loop (for CPU devices; a last partial chunk
+ * ends in scalars). Both compute the same values.
+ */
+
+#define CHUNK (W * NVEC)
+
+__kernel void forward_per_neuron(__global const real *x_seq, __global const real *v0,
+                                 __global real *spike_seq, __global real *v_seq,
+                                 __global real *h_seq, const int T, const int M,
+                                 const real k, const real16 P, const int vf)
+{
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)M) return;
+    real v = v0[i];
+    for (int t = 0; t < T; ++t) {
+        const size_t at = (size_t)t * M + i;
+        real h, s;
+        v = step_s(vf, x_seq[at], v, k, &P, &h, &s);
+        spike_seq[at] = s;
+        h_seq[at] = h;
+        v_seq[at] = v;
+    }
+}
+
+__kernel void forward_chunked(__global const real *x_seq, __global const real *v0,
+                              __global real *spike_seq, __global real *v_seq,
+                              __global real *h_seq, const int T, const int M,
+                              const real k, const real16 P, const int vf)
+{
+    const size_t base = get_global_id(0) * CHUNK;
+    if (base >= (size_t)M) return;
+    const int n = (int)min((size_t)CHUNK, (size_t)M - base);
+    const int nvec = n / W;
+    realW v[NVEC];
+    real v_tail[W];
+    for (int j = 0; j < nvec; ++j) v[j] = VLOAD(v0 + base + j * W);
+    for (int j = nvec * W; j < n; ++j) v_tail[j - nvec * W] = v0[base + j];
+    for (int t = 0; t < T; ++t) {
+        const size_t row = (size_t)t * M + base;
+        for (int j = 0; j < nvec; ++j) {
+            const size_t at = row + j * W;
+            realW h, s;
+            v[j] = step_v(vf, VLOAD(x_seq + at), v[j], k, &P, &h, &s);
+            VSTORE(s, spike_seq + at);
+            VSTORE(h, h_seq + at);
+            VSTORE(v[j], v_seq + at);
+        }
+        for (int j = nvec * W; j < n; ++j) {
+            const size_t at = row + j;
+            real h, s;
+            const real v_j = step_s(vf, x_seq[at], v_tail[j - nvec * W], k, &P, &h, &s);
+            v_tail[j - nvec * W] = v_j;
+            spike_seq[at] = s;
+            h_seq[at] = h;
+            v_seq[at] = v_j;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+"""Program building: each (device, source, options) is built once per process,
+and each kernel object is created once per program.
+
+Build options are the bit-exactness rules of the SpikingJelly reference (N11):
+correctly rounded float division and square root, no fast-math option of any
+kind; every kernel source starts with `#pragma OPENCL FP_CONTRACT OFF` so that
+`a*b + c` is never fused into one rounding.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+from .device import Runtime, import_pyopencl
+
+__all__ = ["BUILD_OPTIONS", "KernelBuildError", "kernel_source", "build", "kernel"]
+
+BUILD_OPTIONS = ("-cl-fp32-correctly-rounded-divide-sqrt",)
+_FORBIDDEN = ("-cl-fast-relaxed-math", "-cl-mad-enable", "-cl-denorms-are-zero",
+              "-cl-unsafe-math-optimizations", "-cl-finite-math-only", "-cl-no-signed-zeros")
+CONTRACT_OFF = "#pragma OPENCL FP_CONTRACT OFF"
+
+
+class KernelBuildError(RuntimeError):
+    """An OpenCL program failed to build; the message holds the compiler log."""
+
+
+def kernel_source(name: str) -> str:
+    """The text of the packaged kernel file `refsnn/opencl/<name>`."""
+    return resources.files(__package__).joinpath(name).read_text()
+
+
+_PROGRAMS: dict = {}
+_KERNELS: dict = {}
+
+
+def build(rt: Runtime, source: str, defines: tuple = ()):
+    """The built `pyopencl.Program` for `source` with `-D` `defines` on `rt`'s device."""
+    if CONTRACT_OFF not in source:
+        raise ValueError(f"kernel source must contain '{CONTRACT_OFF}' (bit-exact float rules)")
+    options = BUILD_OPTIONS + tuple(f"-D{d}" for d in defines)
+    if any(o.split("=")[0] in _FORBIDDEN for o in options):
+        raise ValueError(f"fast-math build options are not allowed: {options}")
+    key = (rt.device.int_ptr, source, options)
+    if key not in _PROGRAMS:
+        cl = import_pyopencl()
+        try:
+            _PROGRAMS[key] = cl.Program(rt.context, source).build(options=list(options))
+        except cl.RuntimeError as err:
+            raise KernelBuildError(
+                f"OpenCL program failed to build on {rt.name} with options {' '.join(options)}; "
+                f"compiler log:\n{err}") from None
+    return _PROGRAMS[key]
+
+
+def kernel(program, name: str):
+    """The `pyopencl.Kernel` `name` of `program`, created once and reused."""
+    key = (program.int_ptr, name)
+    if key not in _KERNELS:
+        _KERNELS[key] = getattr(program, name)
+    return _KERNELS[key]
