@@ -129,6 +129,21 @@ def test_adam_float32_bit_identical_with_torch_sqrt(config, monkeypatch):
     _assert_state_matches(ps, opt, ts, topt, 0.0)
 
 
+def test_fused_multiply_add_is_correctly_rounded_in_float32():
+    # a*b + c = 1 + 3*2^-24 - 2^-54 lies just below a float32 midpoint: rounding
+    # to float64 first lands on the midpoint, which ties to the wrong neighbour.
+    a, b, c = np.float32(2**-24 * (1 + 2**-15)), np.float32(1 - 2**-15), np.float32(1 + 2**-23)
+    assert np.float32(np.float64(a) * np.float64(b) + np.float64(c)) == np.float32(1 + 2**-22)
+    assert optim._fma(np.array([a]), b, np.array([c]))[0] == np.float32(1 + 2**-23)
+    # and element for element PyTorch's fused addcmul on widely spread magnitudes
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.standard_normal(4099) * 2.0 ** rng.integers(-30, 30, 4099)
+               for _ in range(3))
+    a, b, c = a.astype(np.float32), b.astype(np.float32), c.astype(np.float32)
+    expected = torch.addcmul(torch.from_numpy(c), torch.from_numpy(a), torch.from_numpy(b))
+    np.testing.assert_array_equal(optim._fma(a, b, c), expected.numpy())
+
+
 def test_param_groups_take_their_own_hyperparameters_like_torch():
     def groups(params):
         return [{"params": params[:2], "lr": 0.3}, {"params": params[2:], "momentum": 0.5}]
