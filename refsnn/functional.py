@@ -87,22 +87,20 @@ def set_backend(net: Module, backend: str, instance=(Module,)) -> None:
     """Set `backend` on every module of `net` that is an `instance` and has a
     `backend` attribute.
 
-    A module whose `supported_backends` (read at call time, so it reflects the
-    module's current step mode) does not contain `backend` keeps its backend,
-    and a `warnings.warn` names it, as SpikingJelly logs a warning.
+    The module's `backend` setter decides (it knows aliases such as 'torch'
+    and which backends its current step mode supports). A module that refuses
+    (`NotImplementedError` or `ValueError`) keeps its backend and a
+    `warnings.warn` names it, as SpikingJelly logs a warning. A backend whose
+    library is missing still raises (ImportError), as in SpikingJelly.
     """
     for m in net.modules():
         if not isinstance(m, instance) or not _has_attribute(m, "backend"):
             continue
-        supported = getattr(m, "supported_backends", None)
-        if callable(supported):
-            supported = supported()
-        if supported is not None and backend not in supported:
-            warnings.warn(f"set_backend: {type(m).__name__} does not support backend="
-                          f"{backend!r} (supported: {tuple(supported)}); it keeps "
-                          f"backend={m.backend!r}", stacklevel=2)
-            continue
-        m.backend = backend
+        try:
+            m.backend = backend
+        except (NotImplementedError, ValueError) as refusal:
+            warnings.warn(f"set_backend: {type(m).__name__} keeps backend={m.backend!r}: "
+                          f"{refusal}", stacklevel=2)
 
 
 def _has_attribute(m, name: str) -> bool:

@@ -144,3 +144,10 @@ def test_containers_name_themselves_and_the_shape_for_short_input(make, name):
     with pytest.raises(ValueError, match=rf"{name}: expected x_seq with shape \[T, N, \*\], "
                                          rf"but got a 1-D input of shape \(4,\)"):
         make(SynapseFilter())(rs.ones(4))
+
+
+def test_containers_refuse_multi_step_neurons():
+    from refsnn import neurons
+    for child in (neurons.IFNode(step_mode="m"), neurons.MultiStepIFNode()):
+        with pytest.raises(ValueError, match=f"\\({type(child).__name__}\\) has step_mode='m'"):
+            MultiStepContainer(child)

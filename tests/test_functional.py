@@ -58,14 +58,22 @@ class Mode(StepModule, Module):
 
 
 class WithBackend(Module):
+    """A module whose backend setter refuses names outside `supported`."""
+
     def __init__(self, supported):
         super().__init__()
-        self.backend = "numpy"
         self._supported = supported
+        self._backend = "numpy"
 
     @property
-    def supported_backends(self):
-        return self._supported
+    def backend(self):
+        return self._backend
+
+    @backend.setter
+    def backend(self, value):
+        if value not in self._supported:
+            raise NotImplementedError(f"{value} is not a supported backend")
+        object.__setattr__(self, "_backend", value)
 
 
 # --- reset_net / detach_net --------------------------------------------------------
@@ -129,7 +137,7 @@ def test_set_step_mode_rejects_unknown_modes():
 # --- set_backend --------------------------------------------------------------------
 def test_set_backend_sets_supported_and_warns_for_the_rest():
     ok, refusing = WithBackend(("numpy", "opencl")), WithBackend(("numpy",))
-    with pytest.warns(UserWarning, match="WithBackend does not support backend='opencl'"):
+    with pytest.warns(UserWarning, match="WithBackend keeps backend='numpy': opencl is not"):
         functional.set_backend(Sequential(ok, refusing, Mode()), "opencl")
     assert ok.backend == "opencl" and refusing.backend == "numpy"
 
@@ -241,3 +249,35 @@ def test_dropout_memories_are_reset_by_reset_net():
     assert d.mask is not None
     functional.reset_net(Sequential(d))
     assert d.mask is None
+
+
+# --- with real neurons -----------------------------------------------------------------
+def test_set_step_mode_on_a_neuron_network_keeps_the_container_neuron_single_step():
+    from refsnn import layers, neurons
+    rs.manual_seed(0)
+    inner = neurons.IFNode()
+    net = Sequential(layers.Linear(3, 4), neurons.IFNode(), MultiStepContainer(inner))
+    functional.set_step_mode(net, "m")
+    assert net[1].step_mode == "m" and inner.step_mode == "s"
+    x = rs.rand(5, 2, 3) * 2
+    y = net(x)
+    assert y.shape == (5, 2, 4)
+    # the inner neuron really ran one step per time step: v has the step shape
+    assert inner.v.shape == (2, 4)
+    functional.reset_net(net)
+    h = functional.multi_step_forward(net[0](x), neurons.IFNode())  # net[1] as a loop
+    expected = functional.multi_step_forward(h, neurons.IFNode())
+    np.testing.assert_array_equal(y.data, expected.data)
+
+
+def test_set_backend_on_neurons_follows_their_step_mode():
+    from refsnn import neurons
+    single, multi = neurons.LIFNode(), neurons.LIFNode(step_mode="m")
+    net = Sequential(single, multi)
+    with pytest.warns(UserWarning, match="LIFNode keeps backend='numpy'"):
+        functional.set_backend(net, "numpy-fused")
+    assert single.backend == "numpy" and multi.backend == "numpy-fused"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        functional.set_backend(net, "torch")  # SpikingJelly's name for the composed path
+    assert single.backend == multi.backend == "numpy"
