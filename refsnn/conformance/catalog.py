@@ -140,7 +140,9 @@ class Record:
       call); None for kinds without time;
     - `backends`: refsnn neuron backends to run (availability is detected);
     - `dtypes`, `training` (True = train mode, False = eval mode);
-    - `forward_ulp`: allowed ulps on forward values (0: bit-identical);
+    - `forward_rtol`: None when forward values (spikes, potentials) must be
+      bit-identical; else the allowed normwise relative error per dtype of
+      values computed through transcendentals (EIF's exp), spikes staying exact;
     - `grad_rtol`: allowed normwise relative gradient error per dtype, scaled
       by the case (see `grad_tolerance`);
     - `options`: driver-specific settings (input range, shapes, ...);
@@ -156,7 +158,7 @@ class Record:
     backends: tuple = (None,)
     dtypes: tuple = DTYPES
     training: tuple = (True,)
-    forward_ulp: int = 0
+    forward_rtol: tuple | None = None
     grad_rtol: tuple = (("float32", 2e-5), ("float64", 1e-10))
     options: tuple = ()
     defects: tuple = ()
@@ -210,11 +212,20 @@ class Case:
                 return d
         return None
 
+    def forward_tolerance(self, steps: int = 1, fan_in: int = 1) -> float:
+        """Tolerance of `close:` forward values: the record's `forward_rtol`
+        (else its gradient tolerance), scaled like `grad_tolerance`."""
+        table = self.record.forward_rtol or self.record.grad_rtol
+        return self._scaled(dict(table)[self.dtype], steps, fan_in)
+
     def grad_tolerance(self, steps: int = 1, fan_in: int = 1) -> float:
         """The record's relative tolerance for this dtype, scaled up with the
         number of time steps (error accumulates through the recurrence) and
         with the fan-in of matmul/conv reductions."""
-        base = dict(self.record.grad_rtol)[self.dtype]
+        return self._scaled(dict(self.record.grad_rtol)[self.dtype], steps, fan_in)
+
+    @staticmethod
+    def _scaled(base: float, steps: int, fan_in: int) -> float:
         return base * max(1.0, steps / 8) * max(1.0, fan_in / 64)
 
 
@@ -397,22 +408,30 @@ def _general_space():
 
 
 def _neuron(api, cls, configs, family, step_modes, *, low=-0.5, high=2.5,
-            training=(True,), forward_ulp=0, defects=(), refsnn_cls=None):
+            training=(True,), forward_rtol=None, defects=(), fused=True, tensor_state=False):
+    """A neuron record. `fused`: refsnn runs it with the fused backends too.
+    `tensor_state`: start both frameworks from a tensor `v` (filled with the
+    reset value) instead of SpikingJelly's Python float, for the clock_driven
+    classes whose first step evaluates float-only terms in another precision
+    (see the defects 'cd-qif-first-step' and 'cd-eif-float32-state', tested
+    separately)."""
     path = "clock_driven" if api == "cd" else "activation_based"
     return Record(
         name=f"{api}.{cls}", family=family, kind="neuron",
-        sj=f"spikingjelly.{path}.neuron.{cls}",
-        refsnn=f"refsnn.neurons.{refsnn_cls or cls}", configs=configs,
-        step_modes=step_modes, backends=NEURON_BACKENDS, training=training,
-        forward_ulp=forward_ulp, defects=defects,
-        options=(("low", low), ("high", high), ("shape", (8, 2, 8))))
+        sj=f"spikingjelly.{path}.neuron.{cls}", refsnn=f"refsnn.neurons.{cls}",
+        configs=configs, step_modes=step_modes,
+        backends=NEURON_BACKENDS if fused else ("numpy",), training=training,
+        forward_rtol=forward_rtol, defects=defects,
+        options=(("low", low), ("high", high), ("shape", (8, 2, 8)),
+                 ("tensor_state", tensor_state)))
 
 
 def _neuron_records() -> list:
     ab, cd = "neuron (AB)", "neuron (CD)"
     both, m_only, s_only = ("s", "m"), ("m",), ("s",)
     train_eval = (True, False)
-    eif_ulp = 64  # torch's SLEEF exp vs NumPy's exp: a few ulp per step, compounded
+    # torch's SLEEF exp vs NumPy's exp differ by a few ulp: 16 ulp of the largest value
+    eif_rtol = (("float32", 16 * 2.0 ** -23), ("float64", 16 * 2.0 ** -52))
     return [
         # activation_based: one class per neuron, step_mode 's' or 'm'
         _neuron("ab", "IFNode", _if_space(), ab, both, training=train_eval),
@@ -420,27 +439,32 @@ def _neuron_records() -> list:
         _neuron("ab", "ParametricLIFNode", _lif_space("init_tau", (2.0, 3.0, 1.7, 5.0)), ab, both),
         _neuron("ab", "QIFNode", _qif_space(), ab, both, low=-0.3, high=1.0),
         _neuron("ab", "EIFNode", _eif_space(), ab, both, low=-0.3, high=1.2,
-                forward_ulp=eif_ulp),
-        _neuron("ab", "IzhikevichNode", _izhikevich_space(), ab, both, low=-0.3, high=1.0),
-        _neuron("ab", "KLIFNode", _klif_space(), ab, both, defects=("ab-klif-soft-reset",)),
-        _neuron("ab", "LIAFNode", _liaf_space(), ab, both, defects=("ab-liaf-construction",)),
+                forward_rtol=eif_rtol),
+        _neuron("ab", "IzhikevichNode", _izhikevich_space(), ab, both, low=-0.3, high=1.0,
+                fused=False),
+        _neuron("ab", "KLIFNode", _klif_space(), ab, both, defects=("ab-klif-soft-reset",),
+                fused=False),
+        _neuron("ab", "LIAFNode", _liaf_space(), ab, both, defects=("ab-liaf-construction",),
+                fused=False),
         # clock_driven: single-step classes and their MultiStep* twins
         _neuron("cd", "IFNode", _if_space(), cd, s_only),
         _neuron("cd", "LIFNode", _lif_space(), cd, s_only),
         _neuron("cd", "ParametricLIFNode", _lif_space("init_tau", (2.0, 3.0, 1.7, 5.0)), cd, s_only),
-        _neuron("cd", "QIFNode", _qif_space(), cd, s_only, low=-0.3, high=1.0),
+        _neuron("cd", "QIFNode", _qif_space(), cd, s_only, low=-0.3, high=1.0,
+                tensor_state=True),
         _neuron("cd", "EIFNode", _eif_space(), cd, s_only, low=-0.3, high=1.2,
-                forward_ulp=eif_ulp),
-        _neuron("cd", "LIAFNode", _liaf_space(), cd, s_only),
-        _neuron("cd", "GeneralNode", _general_space(), cd, s_only, defects=("cd-generalnode",)),
+                forward_rtol=eif_rtol, tensor_state=True),
+        _neuron("cd", "LIAFNode", _liaf_space(), cd, s_only, fused=False),
+        _neuron("cd", "GeneralNode", _general_space(), cd, s_only, defects=("cd-generalnode",),
+                fused=False),
         _neuron("cd", "MultiStepIFNode", _if_space(), cd, m_only),
         _neuron("cd", "MultiStepLIFNode", _lif_space(), cd, m_only),
         _neuron("cd", "MultiStepParametricLIFNode",
                 _lif_space("init_tau", (2.0, 3.0, 1.7, 5.0)), cd, m_only),
         _neuron("cd", "MultiStepEIFNode", _eif_space(), cd, m_only, low=-0.3, high=1.2,
-                forward_ulp=eif_ulp),
+                forward_rtol=eif_rtol, tensor_state=True),
         _neuron("cd", "MultiStepGeneralNode", _general_space(), cd, m_only,
-                defects=("cd-multistepgeneralnode",)),
+                defects=("cd-multistepgeneralnode",), fused=False),
     ]
 
 

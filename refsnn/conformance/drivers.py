@@ -94,6 +94,15 @@ def _neuron_class_name(case: Case) -> str:
     return case.record.sj.rsplit(".", 1)[1]
 
 
+def _v_key(case: Case) -> str:
+    return "close:v_seq" if case.record.forward_rtol else "exact:v_seq"
+
+
+def _output_key(case: Case) -> str:
+    """LIAF outputs the analog `y`, every other neuron spikes."""
+    return "exact:y" if _neuron_class_name(case) == "LIAFNode" else "spikes"
+
+
 def _sj_neuron(case: Case):
     cls = _import(case.record.sj)
     kw = _kwargs(case, "sj")
@@ -136,6 +145,8 @@ def _run_sj_neuron(case: Case, data: dict) -> dict:
     x = torch.from_numpy(data["x"].copy())
     if case.training:
         x.requires_grad_(True)
+    if case.record.option("tensor_state"):
+        m.v = torch.full_like(x[0].detach(), m.v)
     if case.step_mode == "m":
         spikes = m(x)
         v_seq = m.v_seq
@@ -145,8 +156,8 @@ def _run_sj_neuron(case: Case, data: dict) -> dict:
             outs.append(m(x[t]))
             vs.append(m.v)
         spikes, v_seq = torch.stack(outs), torch.stack(vs)
-    out = {"spikes": spikes.detach().numpy().copy(), "exact:v_seq": v_seq.detach().numpy().copy(),
-           "diag:state_dict": state}
+    out = {_output_key(case): spikes.detach().numpy().copy(),
+           _v_key(case): v_seq.detach().numpy().copy(), "diag:state_dict": state}
     if len(hs) == x.shape[0] and all(torch.is_tensor(h) for h in hs):
         out["diag:h"] = torch.stack([h.expand_as(x[0]) for h in hs]).numpy()
     if case.training:
@@ -183,6 +194,8 @@ def _run_refsnn_neuron(case: Case, data: dict, sj_state: dict | None) -> dict:
     if sj_state:
         m.load_state_dict(sj_state)
     x = rs.tensor(data["x"], requires_grad=case.training)
+    if case.record.option("tensor_state"):
+        m.v = rs.tensor(np.full(x.shape[1:], m.v, dtype=x.dtype))
     if case.step_mode == "m":
         spikes = m(x)
         v_seq = m.v_seq
@@ -192,7 +205,7 @@ def _run_refsnn_neuron(case: Case, data: dict, sj_state: dict | None) -> dict:
             outs.append(m(x[t]))
             vs.append(m.v)
         spikes, v_seq = rs.stack(outs), rs.stack(vs)
-    out = {"spikes": np.array(spikes.data), "exact:v_seq": np.array(v_seq.data)}
+    out = {_output_key(case): np.array(spikes.data), _v_key(case): np.array(v_seq.data)}
     if case.training:
         loss = (spikes * rs.tensor(data["g_spikes"])).sum() + (v_seq * rs.tensor(data["g_v"])).sum()
         loss.backward()
@@ -208,6 +221,7 @@ class NeuronDriver:
     Parameters (PLIF `w`, KLIF `k`) are copied from SpikingJelly's state_dict."""
 
     make_inputs = staticmethod(_neuron_inputs)
+    error_axis = 0  # each neuron's trajectory is scaled by its own largest value
 
     reference = staticmethod(_run_sj_neuron)
 
