@@ -74,7 +74,8 @@ def wrapped_layer_keys():
             layers.Conv2d(3, 16, kernel_size=3, padding=1, bias=False),
             layers.BatchNorm2d(16)),
         neurons.MultiStepIFNode())
-    keys_step, keys_layer = list(net_step_by_step.state_dict()), list(net_layer_by_layer.state_dict())
+    keys_step = list(net_step_by_step.state_dict())
+    keys_layer = list(net_layer_by_layer.state_dict())
     print("net_step_by_step.state_dict:", keys_step)
     print("net_layer_by_layer.state_dict:", keys_layer)
     assert keys_step == STEP_BY_STEP_KEYS

@@ -10,7 +10,8 @@ from refsnn.containers import (MultiStepContainer, SeqToANNContainer, Sequential
 from refsnn.module import Module, Parameter
 from refsnn.spiking_layers import SynapseFilter
 
-CONTAINERS = [MultiStepContainer, SeqToANNContainer, lambda *m: StepModeContainer(True, *m, step_mode="m")]
+CONTAINERS = [MultiStepContainer, SeqToANNContainer,
+              lambda *m: StepModeContainer(True, *m, step_mode="m")]
 
 
 class Affine(Module):

@@ -162,7 +162,8 @@ def _affine_numpy(x, w, b):
 @given(T=st.integers(1, 4), N=st.integers(1, 3), seed=st.integers(0, 2**16))
 def test_seq_to_ann_forward_equals_the_per_step_computation(T, N, seed):
     g = np.random.default_rng(seed)
-    w1, b1, w2, b2 = g.normal(size=(5, 4)), g.normal(size=5), g.normal(size=(3, 5)), g.normal(size=3)
+    w1, b1 = g.normal(size=(5, 4)), g.normal(size=5)
+    w2, b2 = g.normal(size=(3, 5)), g.normal(size=3)
     x = g.normal(size=(T, N, 4))
     layers = [Affine(w1, b1), Affine(w2, b2)]
     expected = np.stack([_affine_numpy(_affine_numpy(x[t], w1, b1), w2, b2) for t in range(T)])
@@ -224,7 +225,8 @@ def test_chunk_multi_step_forward_carries_state_between_chunks():
 def test_first_spike_index_marks_only_the_first_spike_of_each_row(spikes):
     mask = functional.first_spike_index(rs.tensor(spikes)).data
     assert mask.dtype == np.bool_ and mask.shape == spikes.shape
-    rows, expected = spikes.reshape(-1, spikes.shape[-1]), np.zeros(spikes.shape, bool).reshape(-1, spikes.shape[-1])
+    rows = spikes.reshape(-1, spikes.shape[-1])
+    expected = np.zeros(rows.shape, bool)
     for i, row in enumerate(rows):
         fired = np.flatnonzero(row)
         if fired.size:

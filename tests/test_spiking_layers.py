@@ -130,7 +130,7 @@ def test_dropout_errors():
         d(rs.ones(3, 5))
     with pytest.raises(ValueError, match="step_mode can only be \\('m',\\)"):
         MultiStepDropout().step_mode = "s"
-    with pytest.raises(ValueError, match=r"MultiStepDropout: expected x_seq with shape \[T, N, \*\]"):
+    with pytest.raises(ValueError, match=r"MultiStepDropout: expected x_seq with shape \[T, N"):
         MultiStepDropout()(rs.ones(4))
 
 
