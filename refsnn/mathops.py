@@ -2,7 +2,8 @@
 
 A *formula* (a surrogate derivative, a neuron's charge) is a plain Python
 function. Its operands support `+ - * /` and unary `-`, mixed freely with
-Python floats; everything else goes through a namespace argument `ops`:
+Python numbers (floats, and ints such as a user's `alpha=2`); everything else
+goes through a namespace argument `ops`:
 
     def atan_grad(x, g, ops, alpha):
         z = x * (math.pi / 2 * alpha)
@@ -53,8 +54,8 @@ class Ops:
     def abs(self, a): raise NotImplementedError
 
     def sign(self, a):
-        """PyTorch's sign: 1, -1, or 0 for +-0 and NaN (OpenCL `sign` then
-        needs `isnan` care: it returns 0 for NaN, as here)."""
+        """PyTorch's sign: 1, -1, or +0 for +-0 and NaN (OpenCL's `sign` agrees
+        except sign(-0.0) = -0.0)."""
         raise NotImplementedError
 
     def atan(self, a): raise NotImplementedError
