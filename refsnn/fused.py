@@ -19,8 +19,10 @@ is `NUMPY_FUSED` below, `backend='opencl'` is provided by `refsnn.opencl`
     forward(spec, x_seq, v0, k) -> (spike_seq, v_seq, h_seq)
         x_seq: [T, M] C-contiguous array of dtype spec.dtype (M = N*...)
         v0:    [M] membrane potential before step 0 (same dtype)
-        k:     0-dim array of spec.dtype holding sigmoid(w) for kind 'PLIF',
-               else None
+        k:     0-dim array holding sigmoid(w) for kind 'PLIF' (else None), in
+               w's dtype (float32): as in PyTorch, sub-expressions of k alone
+               (`1. - k`) are computed in that dtype, and only then meet the
+               spec.dtype operands
         spike_seq: [T, M] spec.dtype, 0./1. (heaviside(h - v_threshold))
         v_seq:     [T, M] potential after reset at each step (v_seq[-1] is the
                    new state)
@@ -417,7 +419,10 @@ class NumpyFusedBackend:
             v_pre = None
             if saved.v_seq is not None:   # potentials before each charge
                 v_pre = np.concatenate([saved.v0[None], saved.v_seq[:-1]])
-            dh_dv, dh_dx, dh_dk = charge_jacobian(spec, v_pre, saved.x_seq, saved.k)
+            k = None if saved.k is None else saved.k.astype(dtype)
+            dh_dv, dh_dx, dh_dk = charge_jacobian(spec, v_pre, saved.x_seq, k)
+            if spec.kind == "PLIF" and not spec.decay_input and nd.reset_is_zero(spec.v_reset):
+                dh_dv = np.asarray(1. - saved.k, dtype)   # the forward's own factor `1. - k`
             gh = np.empty((T, M), dtype)     # dL/dh_t, becomes grad_x_seq in place
             carry = np.zeros(M, dtype)       # dL/dv_t (post-reset), all paths
             for t in range(T - 1, -1, -1):
@@ -515,7 +520,7 @@ def fused_multi_step(spec: NeuronSpec, backend, x_seq: Tensor, v: Tensor, k=None
     """Run a whole sequence through `backend` as one autograd op.
 
     x_seq: [T, N, *]; v: [N, *] state before step 0; k: PLIF's 0-dim decay
-    Tensor (sigmoid(w), in x's dtype) or None.
+    Tensor (sigmoid(w)) or None.
     Returns (spike_seq, v_seq), both [T, N, *]; v_seq[-1] is the new state.
     """
     shape = tuple(x_seq.shape)

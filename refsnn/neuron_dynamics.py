@@ -25,7 +25,7 @@ __all__ = [
     "if_charge", "lif_charge", "plif_charge", "qif_charge", "eif_charge",
     "izhikevich_charge", "izhikevich_adaptation", "izhikevich_reset", "klif_charge",
     "general_charge",
-    "fire_input", "hard_reset", "soft_reset", "reset",
+    "reset_is_zero", "fire_input", "hard_reset", "soft_reset", "reset",
     "if_jacobian", "lif_jacobian", "plif_jacobian", "qif_jacobian", "eif_jacobian",
 ]
 
@@ -38,7 +38,7 @@ def if_charge(x, v):
     return v + x
 
 
-def _reset_is_zero(v_reset) -> bool:
+def reset_is_zero(v_reset) -> bool:
     """SpikingJelly's `v_reset is None or v_reset == 0.` branch test."""
     return v_reset is None or v_reset == 0.
 
@@ -52,10 +52,10 @@ def lif_charge(x, v, tau: float, decay_input: bool, v_reset, eval_form: bool = F
     `v - (v - v_reset) / tau + x` even when `v_reset == 0.`.
     """
     if decay_input:
-        if _reset_is_zero(v_reset):
+        if reset_is_zero(v_reset):
             return v + (x - v) / tau
         return v + (x - (v - v_reset)) / tau
-    if _reset_is_zero(v_reset) and not (eval_form and v_reset is not None):
+    if reset_is_zero(v_reset) and not (eval_form and v_reset is not None):
         return v * (1. - 1. / tau) + x
     return v - (v - v_reset) / tau + x
 
@@ -63,10 +63,10 @@ def lif_charge(x, v, tau: float, decay_input: bool, v_reset, eval_form: bool = F
 def plif_charge(x, v, k, decay_input: bool, v_reset):
     """Parametric LIF with decay `k = sigmoid(w)` (a 0-dim operand)."""
     if decay_input:
-        if _reset_is_zero(v_reset):
+        if reset_is_zero(v_reset):
             return v + (x - v) * k
         return v + (x - (v - v_reset)) * k
-    if _reset_is_zero(v_reset):
+    if reset_is_zero(v_reset):
         return v * (1. - k) + x
     return v - (v - v_reset) * k + x
 
@@ -148,7 +148,7 @@ def lif_jacobian(tau: float, decay_input: bool):
 
 def plif_jacobian(x, v, k, decay_input: bool, v_reset):
     """(dh/dv, dh/dx, dh/dk); `x` is only read when `decay_input`."""
-    r = 0. if _reset_is_zero(v_reset) else v_reset
+    r = 0. if reset_is_zero(v_reset) else v_reset
     dv = 1. - k
     if decay_input:
         return dv, k, (x - v if r == 0. else x - (v - r))

@@ -252,7 +252,7 @@ class BaseNode(StepModule, MemoryModule):
         """Hyper-parameters of `fused.NeuronSpec` for this class."""
         return {}
 
-    def _fused_decay(self, dtype):
+    def _fused_decay(self):
         """PLIF's 0-dim decay Tensor, or None."""
         return None
 
@@ -281,7 +281,7 @@ class BaseNode(StepModule, MemoryModule):
             self.v = Tensor(np.full(step_shape, self.v, dtype=x_seq.dtype))
         v = self.v if self.v.dtype == x_seq.dtype else self.v.to(x_seq.dtype)
         spike_seq, v_seq = fused.fused_multi_step(spec, backend, x_seq, v,
-                                                  self._fused_decay(x_seq.dtype))
+                                                  self._fused_decay())
         self.v = v_seq[-1].clone()
         if self.store_v_seq:
             self.v_seq = v_seq
@@ -390,9 +390,8 @@ class ParametricLIFNode(BaseNode):
     def _fused_params(self) -> dict:
         return {"decay_input": self.decay_input}
 
-    def _fused_decay(self, dtype):
-        k = self.w.sigmoid()
-        return k if k.dtype == dtype else k.to(dtype)
+    def _fused_decay(self):
+        return self.w.sigmoid()      # in w's dtype: `1. - k` rounds there, as in PyTorch
 
 
 class QIFNode(BaseNode):

@@ -161,8 +161,8 @@ def test_forward_matches_numpy_reimplementation(cfg):
 # ----------------------------------------------------------------------------
 def _loss_of(kind, cfg, x, g_spike, g_v, w=None):
     node = make(kind, cfg, "m")
-    if w is not None:
-        node.w.data = np.asarray(w, node.w.data.dtype)
+    if kind == "PLIF":   # w in float64 too, so that w +- eps is resolved
+        node.w.data = np.asarray(node.w.data if w is None else w, np.float64)
     xt = rs.tensor(x, requires_grad=True)
     out = node(xt)
     loss = (out * rs.tensor(g_spike)).sum() + (node.v * rs.tensor(g_v)).sum()
