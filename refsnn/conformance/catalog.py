@@ -117,6 +117,12 @@ DEFECTS = {
         "piecewiseleakyrelu-slope",
         "PiecewiseLeakyReLU spiking backward uses slope 1/w inside |x|<w, but its "
         "primitive's slope there is 1/(2w)", expect="mismatch"),
+    "ab-set-step-mode-container": Defect(
+        "ab-set-step-mode-container",
+        "activation_based functional.set_step_mode also switches the children of a "
+        "MultiStepContainer to 'm'; the container then feeds each of them x[t] of shape "
+        "[N, C], which they treat as N time steps (wrong dynamics, no error)",
+        expect="mismatch"),
 }
 
 
@@ -485,4 +491,86 @@ def _optimizer_records() -> list:
                    configs=adam, **common)]
 
 
-RECORDS: list = _neuron_records() + _surrogate_records() + _optimizer_records()
+# ----------------------------------------------------------------------------
+# networks (twinned with refsnn.interop.from_torch) and single torch.nn layers
+# ----------------------------------------------------------------------------
+_NETS = "refsnn.conformance.networks."
+# GEMM / convolution / BatchNorm reductions: not bit-reproducible (N7)
+_LAYER_RTOL = (("float32", 1e-5), ("float64", 1e-12))
+
+
+def _network(name, family, configs, step_modes, *, training=(True, False), defects=(),
+             fused=True, fan_in=1):
+    return Record(name=f"net.{name}", family=family, kind="network", sj=_NETS + name,
+                  refsnn="refsnn.interop.from_torch", configs=configs,
+                  step_modes=step_modes, training=training, defects=defects,
+                  backends=NEURON_BACKENDS if fused else ("numpy",),
+                  forward_rtol=_LAYER_RTOL, options=(("T", 4), ("fan_in", fan_in)))
+
+
+def _network_records() -> list:
+    ab, cd = "network (AB)", "network (CD)"
+    return [
+        _network("ab_conv_bn_lif_linear_if", ab,
+                 (dict(when="before"), dict(when="after", tau=3.0, v_reset=None),
+                  dict(when="before", detach_reset=True, sequences=2),
+                  dict(when="before", sequences=2, reset_between=True)), ("m",), fan_in=36),
+        _network("ab_conv_bn_lif_linear_if", ab, (dict(when="loop"),), ("s",), fan_in=36),
+        _network("ab_containers", ab, (dict(), dict(chunk=True)), ("m",), fused=False, fan_in=8),
+        _network("ab_set_step_mode_into_container", ab, (dict(),), ("m",), fused=False,
+                 defects=("ab-set-step-mode-container",), fan_in=8),
+        _network("ab_dropout", ab, (dict(), {"2d": True}), ("s", "m"), fan_in=18),
+        _network("cd_seq_to_ann", cd, (dict(), dict(reset_between=True)), ("m",), fan_in=36),
+        _network("cd_multi_step_container", cd, (dict(),), ("s",), fan_in=8),
+        _network("cd_functional", cd, (dict(helper="multi_step_forward"),
+                                       dict(helper="seq_to_ann_forward")), ("s",), fan_in=18),
+        _network("cd_dropout", cd, (dict(),), ("s", "m"), fan_in=8),
+    ]
+
+
+def _layer(cls, configs, fan_in=1, training=(True,)):
+    return Record(name=f"nn.{cls}", family="layer (torch.nn)", kind="network",
+                  sj=_NETS + "single_layer", refsnn=f"refsnn.layers.{cls}", configs=configs,
+                  training=training, forward_rtol=_LAYER_RTOL,
+                  options=(("T", 1), ("fan_in", fan_in), ("layer", f"torch.nn.{cls}")))
+
+
+def _layer_records() -> list:
+    img = (3, 4, 7, 7)
+    return [
+        _layer("Linear", (dict(args=(16, 8), shape=(5, 16)),
+                          dict(args=(16, 8), bias=False, shape=(2, 3, 16)),
+                          dict(args=(256, 4), shape=(6, 256))), fan_in=256),
+        _layer("Conv1d", (dict(args=(4, 6, 3), shape=(3, 4, 11)),
+                          dict(args=(4, 6, 3), stride=2, padding=1, dilation=2, shape=(3, 4, 11)),
+                          dict(args=(4, 6, 1), groups=2, bias=False, shape=(3, 4, 11))), fan_in=12),
+        _layer("Conv2d", (dict(args=(4, 6, 3), shape=img),
+                          dict(args=(4, 6, 3), stride=2, padding=1, shape=img),
+                          dict(args=(4, 8, (3, 2)), padding=(1, 0), dilation=(2, 1), groups=2,
+                               bias=False, shape=img),
+                          dict(args=(4, 6, 3), padding="same", shape=img)), fan_in=36),
+        _layer("BatchNorm1d", (dict(args=(6,), shape=(8, 6)), dict(args=(4,), shape=(5, 4, 3)),
+                               dict(args=(6,), momentum=None, shape=(8, 6)),
+                               dict(args=(6,), affine=False, shape=(8, 6))),
+               fan_in=24, training=(True, False)),
+        _layer("BatchNorm2d", (dict(args=(4,), shape=img), dict(args=(4,), eps=1e-3, momentum=0.3,
+                                                               shape=img)),
+               fan_in=147, training=(True, False)),
+        _layer("MaxPool2d", (dict(args=(2,), shape=img), dict(args=(3,), stride=2, padding=1,
+                                                             shape=img),
+                             dict(args=(2,), ceil_mode=True, shape=img))),
+        _layer("AvgPool2d", (dict(args=(2,), shape=img),
+                             dict(args=(3,), stride=2, padding=1, count_include_pad=False,
+                                  shape=img),
+                             dict(args=(3,), stride=2, padding=1, ceil_mode=True, shape=img)),
+               fan_in=9),
+        _layer("AdaptiveAvgPool2d", (dict(args=((1, 1),), shape=img), dict(args=(3,), shape=img)),
+               fan_in=49),
+        _layer("Flatten", (dict(shape=img), dict(start_dim=2, shape=img))),
+        _layer("ReLU", (dict(shape=(4, 9)),)),
+        _layer("Identity", (dict(shape=(4, 9)),)),
+    ]
+
+
+RECORDS: list = (_neuron_records() + _surrogate_records() + _network_records()
+                 + _layer_records() + _optimizer_records())

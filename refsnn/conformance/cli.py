@@ -122,9 +122,13 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
 
-    import torch
+    import logging
     from importlib.metadata import version
+
+    import torch
     torch.set_num_threads(1)  # tiny tensors: threads cost more than they give
+    # SpikingJelly logs warnings (containers holding single-step modules) on the root logger
+    logging.getLogger().setLevel(logging.ERROR)
     sj_version = version("spikingjelly")
     if sj_version != EXPECTED_SPIKINGJELLY:
         print(f"refsnn conformance: warning: the catalog targets SpikingJelly "

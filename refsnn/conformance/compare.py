@@ -57,13 +57,17 @@ def max_ulp(actual, expected) -> int:
     return int(d.max()) if d.size else 0
 
 
-def relative_error(actual, expected, same_nonfinite: bool = True, axis=None) -> float:
+def relative_error(actual, expected, same_nonfinite: bool = True, axis=None,
+                   floor: float = 0.0) -> float:
     """Normwise relative error `max|a - e| / max|e|` over finite entries.
 
     `axis`: the norm's scale is taken along these axes only (`axis=0` on a
     time-major `[T, N, *]` array scales each neuron's trajectory by its own
     largest value, so one neuron fed 1e30 does not hide the others' errors);
-    None: one scale for the whole array. A zero scale counts absolute errors.
+    None: one scale for the whole array. The scale is at least `floor` (for a
+    gradient that is zero in exact arithmetic, such as a bias feeding a
+    training-mode BatchNorm, only rounding noise is left to compare); a zero
+    scale counts absolute errors.
 
     Non-finite entries must sit at the same positions, otherwise the error is
     `inf`; with `same_nonfinite` they must also be the same (NaN, +inf or
@@ -84,6 +88,7 @@ def relative_error(actual, expected, same_nonfinite: bool = True, axis=None) -> 
         return 0.0
     magnitude = np.where(finite_e, np.abs(e), 0.0)
     scale = magnitude.max(axis=axis, keepdims=True) if axis is not None else magnitude.max()
+    scale = np.maximum(scale, floor)
     scale = np.where(scale > 0, scale, 1.0)
     diff = np.where(finite_e, np.abs(np.where(finite_a, a, 0.0) - np.where(finite_e, e, 0.0)), 0.0)
     return float((diff / scale).max())

@@ -72,14 +72,27 @@ DRIVERS: dict = {}
 # ----------------------------------------------------------------------------
 # comparison and classification
 # ----------------------------------------------------------------------------
+#: gradients are scaled by at least this fraction of the case's largest gradient
+GRAD_FLOOR = 1e-3
+
+
+def _finite_max(a) -> float:
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    a = a[np.isfinite(a)]
+    return float(a.max()) if a.size else 0.0
+
+
 def _compare(case: Case, ref: dict, got: dict, result: CaseResult, steps: int,
              fan_in: int, axis=None) -> list:
     """Fill `result`'s figures; return the list of failure messages. `axis`:
     the axes along which relative errors of sequence-shaped values are scaled
     (see `compare.relative_error`); other values (parameter gradients) are
-    scaled as a whole."""
+    scaled as a whole, and every gradient by at least `GRAD_FLOOR` times the
+    case's largest gradient."""
     problems = []
     ref_shape = np.shape(ref.get("spikes", ref.get("exact:y")))
+    grad_floor = GRAD_FLOOR * max([_finite_max(v) for k, v in ref.items() if k.startswith("grad:")],
+                                  default=0.0)
     for key, expected in ref.items():
         if key.startswith("diag:"):
             continue
@@ -123,7 +136,7 @@ def _compare(case: Case, ref: dict, got: dict, result: CaseResult, steps: int,
         elif key.startswith("grad:"):
             err = compare.relative_error(
                 actual, expected, axis=axis if actual.shape == ref_shape else None,
-                same_nonfinite=case.backend not in FUSED_BACKENDS)
+                same_nonfinite=case.backend not in FUSED_BACKENDS, floor=grad_floor)
             tol = case.grad_tolerance(steps, fan_in)
             result.grad_tolerance = tol
             result.max_grad_error = max(result.max_grad_error or 0.0, err)
@@ -158,8 +171,7 @@ def run_case(case: Case, data: dict | None = None) -> CaseResult:
     start = time.perf_counter()
     rec = case.record
     result = CaseResult(case.id, rec.name, rec.family, "pass", "pass")
-    if not DRIVERS:
-        from . import drivers  # noqa: F401 - registers the drivers
+    from . import drivers, networks  # noqa: F401 - importing them registers the drivers
     driver = DRIVERS[rec.kind]
     try:
         data = driver.make_inputs(case) if data is None else data
