@@ -346,8 +346,8 @@ def _pool_geometry(op: str, x: Tensor, kernel_size, stride, padding, dilation, c
     if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
         raise ValueError(f"{op}: kernel_size, stride and dilation must be positive, got "
                          f"kernel_size={kernel}, stride={stride}, dilation={dilation}")
-    for p, k, d in ((ph, kernel[0], dilation[0]), (pw, kernel[1], dilation[1])):
-        if p < 0 or p > (d * (k - 1) + 1) // 2:
+    for p, k in ((ph, kernel[0]), (pw, kernel[1])):
+        if p < 0 or p > k // 2:
             raise ValueError(f"{op}: padding {(ph, pw)} must be non-negative and at most "
                              f"half of the kernel size {kernel}")
     out = (_out_size(x.shape[2], ph, ph, kernel[0], stride[0], dilation[0], ceil_mode),
