@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import fused
 from .device import import_pyopencl, runtime
-from .kernels import formulas, neuron_program
+from .kernels import Layout, formulas, neuron_program
 from .programs import build, kernel
 
 __all__ = ["OpenCLFusedBackend", "DeviceSequence", "LAYOUTS"]
@@ -28,7 +28,7 @@ __all__ = ["OpenCLFusedBackend", "DeviceSequence", "LAYOUTS"]
 LAYOUTS = ("chunked", "per-neuron")
 ENV_LAYOUT = "REFSNN_OPENCL_LAYOUT"
 PER_NEURON_GROUP = 128   # work-group size of the per-neuron layout
-VECTORS_PER_CHUNK = 4    # NVEC of the chunked layout
+CHUNK_ROW_BYTES = 4096   # the chunked layout's longest run per row: one page
 
 
 class DeviceSequence:
@@ -125,16 +125,17 @@ class OpenCLFusedBackend:
             empty = np.empty((T, M), dtype)
             return empty, empty.copy(), empty.copy()
         f = _formulas(spec)
-        program, (vf,) = neuron_program("forward", spec, f, self._width(dtype), VECTORS_PER_CHUNK)
+        program, (vf,) = neuron_program("forward", spec, f, self._layout_of(dtype))
         knl = kernel(build(rt, program.source), f"forward_{self.layout.replace('-', '_')}")
         q, alloc = rt.queue, rt.pool.allocate
         x_buf, v0_buf = alloc(x_seq.nbytes), alloc(v0.nbytes)
         s_buf, v_buf, h_buf = alloc(x_seq.nbytes), alloc(x_seq.nbytes), alloc(x_seq.nbytes)
         copy_in = [cl.enqueue_copy(q, x_buf, x_seq, is_blocking=False),
                    cl.enqueue_copy(q, v0_buf, v0, is_blocking=False)]
-        run = knl(q, *self._geometry(M, dtype), x_buf, v0_buf, s_buf, v_buf, h_buf,
-                  np.int32(T), np.int32(M), _scalar(k, dtype), _slots(f.values["step"], dtype),
-                  np.int32(vf))
+        global_size, local_size, chunk = self._geometry(M, dtype)
+        run = knl(q, global_size, local_size, x_buf, v0_buf, s_buf, v_buf, h_buf,
+                  np.int32(T), np.int32(M), *chunk, _scalar(k, dtype),
+                  _slots(f.values["step"], dtype), np.int32(vf))
         spike_seq, v_seq = np.empty((T, M), dtype), np.empty((T, M), dtype)
         copy_out = [cl.enqueue_copy(q, spike_seq, s_buf, is_blocking=False),
                     cl.enqueue_copy(q, v_seq, v_buf, is_blocking=False)]
@@ -157,7 +158,7 @@ class OpenCLFusedBackend:
             grad_k = np.zeros((), dtype) if spec.kind == "PLIF" else None
             return np.zeros((T, M), dtype), np.zeros(M, dtype), grad_k
         f = _formulas(spec)
-        program, ids = neuron_program("backward", spec, f, self._width(dtype), VECTORS_PER_CHUNK)
+        program, ids = neuron_program("backward", spec, f, self._layout_of(dtype))
         knl = kernel(build(rt, program.source), f"backward_{self.layout.replace('-', '_')}")
         q, alloc = rt.queue, rt.pool.allocate
         copy_in = []
@@ -184,12 +185,12 @@ class OpenCLFusedBackend:
         gs_buf = upload("grad_spike_seq", grad_spike_seq, (T, M))
         gv_buf = upload("grad_v_seq", grad_v_seq, (T, M))
         gx_buf, gv0_buf = alloc(T * M * dtype.itemsize), alloc(M * dtype.itemsize)
-        geometry = self._geometry(M, dtype)
-        n_items = geometry[0][0]
+        global_size, local_size, chunk = self._geometry(M, dtype)
+        n_items = -(-M // int(chunk[0])) if chunk else M  # work-items that write a partial
         kp_buf = alloc(n_items * dtype.itemsize) if spec.kind == "PLIF" else None
-        run = knl(q, *geometry, device_saved["h_seq"], device_saved["v_seq"], device_saved["v0"],
-                  device_saved["x_seq"], gs_buf, gv_buf, gx_buf, gv0_buf, kp_buf,
-                  np.int32(T), np.int32(M), _scalar(saved.k, dtype),
+        run = knl(q, global_size, local_size, device_saved["h_seq"], device_saved["v_seq"],
+                  device_saved["v0"], device_saved["x_seq"], gs_buf, gv_buf, gx_buf, gv0_buf,
+                  kp_buf, np.int32(T), np.int32(M), *chunk, _scalar(saved.k, dtype),
                   *(_slots(f.values[b], dtype) for b in ("over", "psi", "rjac", "jac")),
                   np.array(ids, np.int32).view(_int4()).reshape(()))
         grad_x, grad_v0 = np.empty((T, M), dtype), np.empty(M, dtype)
@@ -206,13 +207,24 @@ class OpenCLFusedBackend:
         return grad_x, grad_v0, grad_k
 
     # -- helpers --------------------------------------------------------------
+    def _layout_of(self, dtype) -> Layout:
+        """The kernels' `Layout`; chunks run up to CHUNK_ROW_BYTES per row."""
+        if self.layout != "chunked":
+            return Layout(self.layout)
+        width = self._width(dtype)
+        return Layout("chunked", width, max(1, CHUNK_ROW_BYTES // (width * dtype.itemsize)))
+
     def _geometry(self, M: int, dtype):
-        """(global size, local size) of a launch over M neurons."""
+        """(global size, local size, (chunk,) or ()) of a launch over M neurons.
+        Chunks are as long as NVEC allows, but short enough to give every
+        compute unit at least two work-items."""
         if self.layout == "chunked":
-            chunk = self._width(dtype) * VECTORS_PER_CHUNK
-            return ((M + chunk - 1) // chunk,), None
+            width, nvec = self._layout_of(dtype).width, self._layout_of(dtype).nvec
+            per_item = -(-M // (2 * self.runtime.device.max_compute_units))
+            chunk = width * min(nvec, max(1, -(-per_item // width)))
+            return (-(-M // chunk),), None, (np.int32(chunk),)
         g = PER_NEURON_GROUP
-        return (((M + g - 1) // g) * g,), (g,)
+        return (-(-M // g) * g,), (g,), ()
 
     def _record(self, copy_in, run, copy_out):
         def seconds(events):

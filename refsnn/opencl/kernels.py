@@ -37,7 +37,8 @@ from .. import surrogate as surrogates
 from .codegen import CEmitter, Param
 from .programs import CONTRACT_OFF, kernel_source
 
-__all__ = ["Formulas", "formulas", "reset_jacobian", "surrogate_class", "Program", "neuron_program"]
+__all__ = ["Formulas", "formulas", "reset_jacobian", "surrogate_class", "Layout", "Program",
+           "neuron_program"]
 
 # body kind -> (C parameters, how the body reads its real16 parameter slots)
 SIGNATURES = {
@@ -125,11 +126,27 @@ def _arg_names(kind: str) -> list:
     return [decl.split()[-1].lstrip("*") for decl in SIGNATURES[kind][0]]
 
 
-def _render_table(kind: str, bodies) -> str:
-    """`kind_s<i>` / `kind_v<i>` for every body, and the dispatchers
-    `kind_s` / `kind_v` taking the variant index first."""
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How work-items map to neurons. 'per-neuron': one work-item per neuron,
+    scalar code only. 'chunked': one work-item per run of neurons processed as
+    `realW` vectors of `width` lanes, at most `nvec` vectors per run."""
+
+    name: str
+    width: int = 1
+    nvec: int = 0
+
+    @property
+    def types(self) -> tuple:
+        """(suffix, C type) of the forms each formula is rendered in."""
+        return (("s", "real"), ("v", "realW")) if self.name == "chunked" else (("s", "real"),)
+
+
+def _render_table(kind: str, bodies, layout: Layout) -> str:
+    """`kind_s<i>` (and `kind_v<i>` for the chunked layout) for every body, and
+    the dispatchers `kind_s` / `kind_v` taking the variant index first."""
     out, names = [], ", ".join(_arg_names(kind))
-    for sfx, vtype in (("s", "real"), ("v", "realW")):
+    for sfx, vtype in layout.types:
         decls = ", ".join(d.replace("$V", vtype) for d in SIGNATURES[kind][0])
         for i, body in enumerate(bodies):
             out.append(f"static inline {vtype} {kind}_{sfx}{i}({decls})\n{{\n"
@@ -142,23 +159,31 @@ def _render_table(kind: str, bodies) -> str:
     return "\n".join(out)
 
 
-def _header(dtype: str, width: int, nvec: int) -> str:
+def _header(dtype: str, layout: Layout) -> str:
     real = {"float32": "float", "float64": "double"}[dtype]
-    lanes = [f"(a).s{i:x}" for i in range(width)]
-    hsum = lanes[0]
-    for lane in lanes[1:]:
-        hsum = f"({hsum} + {lane})"
     lines = [CONTRACT_OFF]
     if dtype == "float64":
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
-    lines += [
-        f"typedef {real} real;", f"typedef {real}{width} realW;", f"typedef {real}16 real16;",
-        f"#define W {width}", f"#define NVEC {nvec}",
-        "#define PASTE(a, b) a##b", "#define XPASTE(a, b) PASTE(a, b)",
-        "#define VLOAD(p) XPASTE(vload, W)(0, (p))",
-        "#define VSTORE(value, p) XPASTE(vstore, W)((value), 0, (p))",
-        f"#define HSUM(a) {hsum}", ""]
-    return "\n".join(lines)
+    lines += [f"typedef {real} real;", f"typedef {real}16 real16;",
+              "#define PASTE(a, b) a##b", "#define XPASTE(a, b) PASTE(a, b)"]
+    if layout.name == "chunked":
+        width, size = layout.width, np.dtype(dtype).itemsize
+        lanes = [f"(a).s{i:x}" for i in range(width)]
+        hsum = lanes[0]
+        for lane in lanes[1:]:
+            hsum = f"({hsum} + {lane})"
+        lines += [
+            "#define CHUNKED", f"typedef {real}{width} realW;",
+            # vectors at any element offset: an element-aligned vector type, so
+            # that loads and stores are inline unaligned moves, not vloadN calls
+            f"typedef {real}{width} __attribute__((aligned({size}))) realW_unaligned;",
+            f"#define W {width}", f"#define NVEC {layout.nvec}",
+            "#define VLOAD(p) (*(const __global realW_unaligned *)(p))",
+            "#define VSTORE(value, p) (*(__global realW_unaligned *)(p) = (value))",
+            f"#define HSUM(a) {hsum}"]
+    else:
+        lines.append("#define PER_NEURON")
+    return "\n".join(lines) + "\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,12 +202,12 @@ class Program:
             return None
 
 
-def _program(direction: str, tables: dict, dtype: str, width: int, nvec: int) -> Program:
-    parts = [_header(dtype, width, nvec)]
-    parts += [_render_table(kind, bodies) for kind, bodies in tables.items()]
+def _program(direction: str, tables: dict, dtype: str, layout: Layout) -> Program:
+    parts = [_header(dtype, layout)]
+    parts += [_render_table(kind, bodies, layout) for kind, bodies in tables.items()]
     if direction == "backward":
         step = kernel_source("neuron_backward_step.cl")
-        for sfx, vtype in (("s", "real"), ("v", "realW")):
+        for sfx, vtype in layout.types:
             parts.append(f"#define V {vtype}\n#define SFX {sfx}\n{step}\n#undef V\n#undef SFX\n")
     parts.append(kernel_source(f"neuron_{direction}.cl"))
     index = {kind: {body: i for i, body in enumerate(bodies)} for kind, bodies in tables.items()}
@@ -220,7 +245,7 @@ SURROGATE_NAMES = tuple(
 
 
 @lru_cache(maxsize=None)
-def catalog_program(direction: str, kind: str, dtype: str, width: int, nvec: int) -> Program:
+def catalog_program(direction: str, kind: str, dtype: str, layout: Layout) -> Program:
     """The program of every structure of `kind` (see `catalog_specs`)."""
     tables = {k: [] for k in _body_kinds(direction)}
     for spec in catalog_specs(kind, dtype):
@@ -228,16 +253,16 @@ def catalog_program(direction: str, kind: str, dtype: str, width: int, nvec: int
         for k, bodies in tables.items():
             if f.bodies[k] not in bodies:
                 bodies.append(f.bodies[k])
-    return _program(direction, tables, dtype, width, nvec)
+    return _program(direction, tables, dtype, layout)
 
 
-def neuron_program(direction: str, spec, f: Formulas, width: int, nvec: int):
+def neuron_program(direction: str, spec, f: Formulas, layout: Layout):
     """(Program, variant indices) running `spec` (whose formulas are `f`) in
-    `direction` ('forward' or 'backward')."""
+    `direction` ('forward' or 'backward') with `layout`."""
     kinds = _body_kinds(direction)
-    program = catalog_program(direction, spec.kind, spec.dtype, width, nvec)
+    program = catalog_program(direction, spec.kind, spec.dtype, layout)
     variants = program.variants(f, kinds)
     if variants is None:  # a structure outside the catalog: a program of its own
-        program = _program(direction, {k: [f.bodies[k]] for k in kinds}, spec.dtype, width, nvec)
+        program = _program(direction, {k: [f.bodies[k]] for k in kinds}, spec.dtype, layout)
         variants = (0,) * len(kinds)
     return program, variants

@@ -9,9 +9,9 @@
  * order, into k_partial[work-item]; the host sums those.
  * Layouts as in neuron_forward.cl.
  */
+#pragma OPENCL FP_CONTRACT OFF
 
-#define CHUNK (W * NVEC)
-
+#ifdef PER_NEURON
 __kernel void backward_per_neuron(__global const real *h_seq, __global const real *v_seq,
                                   __global const real *v0, __global const real *x_seq,
                                   __global const real *grad_spike, __global const real *grad_v,
@@ -35,18 +35,20 @@ __kernel void backward_per_neuron(__global const real *h_seq, __global const rea
     grad_v0[i] = gh * dv;
     if (k_partial) k_partial[i] = acc_k;
 }
+#endif
 
+#ifdef CHUNKED
 __kernel void backward_chunked(__global const real *h_seq, __global const real *v_seq,
                                __global const real *v0, __global const real *x_seq,
                                __global const real *grad_spike, __global const real *grad_v,
                                __global real *grad_x, __global real *grad_v0,
                                __global real *k_partial, const int T, const int M,
-                               const real k, const real16 PF, const real16 PS,
+                               const int chunk, const real k, const real16 PF, const real16 PS,
                                const real16 PR, const real16 PJ, const int4 ids)
 {
-    const size_t base = get_global_id(0) * CHUNK;
+    const size_t base = get_global_id(0) * chunk;
     if (base >= (size_t)M) return;
-    const int n = (int)min((size_t)CHUNK, (size_t)M - base);
+    const int n = (int)min((size_t)chunk, (size_t)M - base);
     const int nvec = n / W;
     const realW zero = (realW)(0);
     realW gh[NVEC], dv[NVEC], acc_k = zero;
@@ -80,3 +82,4 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
     for (int j = nvec * W; j < n; ++j) grad_v0[base + j] = gh_tail[j - nvec * W] * dv_tail[j - nvec * W];
     if (k_partial) k_partial[get_global_id(0)] = HSUM(acc_k) + acc_k_tail;
 }
+#endif

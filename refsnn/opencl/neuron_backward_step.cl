@@ -7,6 +7,7 @@
  * In/out: *gh = dL/dh[t+1] -> dL/dh[t]; *dv = dh[t+1]/dv[t] -> dh[t]/dv[t-1].
  * Out: *dk = dh[t]/dk (PLIF). Returns grad_x_seq[t] = dL/dh[t] * dh[t]/dx[t].
  */
+#pragma OPENCL FP_CONTRACT OFF
 #define FN(name) XPASTE(name, XPASTE(_, SFX))
 
 static inline V FN(backward_step)(const int4 ids, const int last, const V h,

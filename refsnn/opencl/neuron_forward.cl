@@ -9,13 +9,14 @@
  * Parameters arrive in the real16 argument P; k is PLIF's decay sigmoid(w).
  *
  * Layouts: forward_per_neuron runs one work-item per neuron (coalesced rows,
- * for GPUs); forward_chunked runs one work-item per CHUNK contiguous neurons as
- * realW vectors with T as the outer loop (for CPU devices; a last partial chunk
- * ends in scalars). Both compute the same values.
+ * for GPUs); forward_chunked runs one work-item per `chunk` contiguous neurons
+ * (a multiple of W, at most W * NVEC) as realW vectors with T as the outer
+ * loop, so that each row is read and written in long runs (for CPU devices; a
+ * last partial chunk ends in scalars). Both compute the same values.
  */
+#pragma OPENCL FP_CONTRACT OFF
 
-#define CHUNK (W * NVEC)
-
+#ifdef PER_NEURON
 __kernel void forward_per_neuron(__global const real *x_seq, __global const real *v0,
                                  __global real *spike_seq, __global real *v_seq,
                                  __global real *h_seq, const int T, const int M,
@@ -33,15 +34,17 @@ __kernel void forward_per_neuron(__global const real *x_seq, __global const real
         v_seq[at] = v;
     }
 }
+#endif
 
+#ifdef CHUNKED
 __kernel void forward_chunked(__global const real *x_seq, __global const real *v0,
                               __global real *spike_seq, __global real *v_seq,
                               __global real *h_seq, const int T, const int M,
-                              const real k, const real16 P, const int vf)
+                              const int chunk, const real k, const real16 P, const int vf)
 {
-    const size_t base = get_global_id(0) * CHUNK;
+    const size_t base = get_global_id(0) * chunk;
     if (base >= (size_t)M) return;
-    const int n = (int)min((size_t)CHUNK, (size_t)M - base);
+    const int n = (int)min((size_t)chunk, (size_t)M - base);
     const int nvec = n / W;
     realW v[NVEC];
     real v_tail[W];
@@ -68,3 +71,4 @@ __kernel void forward_chunked(__global const real *x_seq, __global const real *v
         }
     }
 }
+#endif

@@ -15,8 +15,6 @@ from .device import Runtime, import_pyopencl
 __all__ = ["BUILD_OPTIONS", "KernelBuildError", "kernel_source", "build", "kernel"]
 
 BUILD_OPTIONS = ("-cl-fp32-correctly-rounded-divide-sqrt",)
-_FORBIDDEN = ("-cl-fast-relaxed-math", "-cl-mad-enable", "-cl-denorms-are-zero",
-              "-cl-unsafe-math-optimizations", "-cl-finite-math-only", "-cl-no-signed-zeros")
 CONTRACT_OFF = "#pragma OPENCL FP_CONTRACT OFF"
 
 
@@ -33,13 +31,12 @@ _PROGRAMS: dict = {}
 _KERNELS: dict = {}
 
 
-def build(rt: Runtime, source: str, defines: tuple = ()):
-    """The built `pyopencl.Program` for `source` with `-D` `defines` on `rt`'s device."""
+def build(rt: Runtime, source: str):
+    """The built `pyopencl.Program` for `source` on `rt`'s device (variants are
+    chosen by `#define`s inside the source, so the options never change)."""
     if CONTRACT_OFF not in source:
         raise ValueError(f"kernel source must contain '{CONTRACT_OFF}' (bit-exact float rules)")
-    options = BUILD_OPTIONS + tuple(f"-D{d}" for d in defines)
-    if any(o.split("=")[0] in _FORBIDDEN for o in options):
-        raise ValueError(f"fast-math build options are not allowed: {options}")
+    options = BUILD_OPTIONS
     key = (rt.device.int_ptr, source, options)
     if key not in _PROGRAMS:
         cl = import_pyopencl()
