@@ -15,6 +15,8 @@ from . import __version__
 SUBCOMMANDS = {
     "conformance": ("refsnn.conformance.cli", "compare refsnn with the installed SpikingJelly and write a report"),
     "devices": ("refsnn.opencl.devices_report", "list OpenCL platforms and devices"),
+    "golden": ("refsnn.golden_cli", "export golden bundles or check an implementation against them"),
+    "bench": ("refsnn.bench.cli", "time refsnn's backends against SpikingJelly and torch"),
 }
 
 
