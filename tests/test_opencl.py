@@ -46,7 +46,10 @@ def rt():
 
 @pytest.fixture(scope="module")
 def backends(rt):
-    return {layout: OpenCLFusedBackend(layout=layout) for layout in ("chunked", "per-neuron")}
+    """Both layouts; the per-neuron one (the GPU path) also copies to and from
+    device buffers, as it does on a GPU, instead of sharing host memory."""
+    return {"chunked": OpenCLFusedBackend(layout="chunked"),
+            "per-neuron": OpenCLFusedBackend(layout="per-neuron", share_host_memory=False)}
 
 
 def dtypes(rt):

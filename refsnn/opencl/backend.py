@@ -5,7 +5,9 @@ One kernel launch per layer and direction covers all T steps. The forward
 keeps `h_seq` (and, for PLIF/QIF/EIF, `v_seq`, `v0` and `x_seq`) on the device
 for the backward: its `h_seq` result is a `DeviceSequence`, which the fused
 autograd op saves and hands back. Each call copies its inputs to the device
-once and its results back once (`last_timings` has the copy and kernel times).
+once and its results back once; on CPU devices, which share host memory, the
+buffers wrap the NumPy arrays and nothing is copied. `last_timings` has the
+transfer and kernel times of the last call.
 
 Inputs follow the fused backend contract: `x_seq` [T, M] and `v0` [M] of
 `spec.dtype`. A non-contiguous array is copied once to a contiguous one; an
@@ -76,13 +78,16 @@ class OpenCLFusedBackend:
     layout: 'chunked' (CPU devices: CHUNK neurons per work-item as vectors) or
         'per-neuron' (GPUs: one work-item per neuron); None chooses by device
         type, unless `REFSNN_OPENCL_LAYOUT` names one.
+    share_host_memory: wrap the NumPy arrays as buffers instead of copying
+        them; None: on CPU devices.
     """
 
-    def __init__(self, device=None, layout=None):
+    def __init__(self, device=None, layout=None, share_host_memory=None):
         layout = layout or os.environ.get(ENV_LAYOUT) or None
         if layout is not None and layout not in LAYOUTS:
             raise ValueError(f"opencl backend: layout must be one of {LAYOUTS}, got {layout!r}")
         self._device, self._layout, self._runtime = device, layout, None
+        self._share = share_host_memory
         self.last_timings: dict = {}
 
     @property
@@ -90,6 +95,10 @@ class OpenCLFusedBackend:
         if self._runtime is None:
             self._runtime = runtime(self._device)
         return self._runtime
+
+    @property
+    def share_host_memory(self) -> bool:
+        return self.runtime.is_cpu if self._share is None else bool(self._share)
 
     @property
     def layout(self) -> str:
@@ -115,7 +124,6 @@ class OpenCLFusedBackend:
     def forward(self, spec, x_seq, v0, k):
         """x_seq [T, M], v0 [M], k (PLIF: 0-dim sigmoid(w)) -> spike_seq [T, M],
         v_seq [T, M] (host arrays) and h_seq (a `DeviceSequence`)."""
-        cl = import_pyopencl()
         rt, dtype = self.runtime, np.dtype(spec.dtype)
         rt.check_dtype(spec.dtype)
         x_seq = _checked("x_seq", x_seq, dtype, 2)
@@ -127,20 +135,17 @@ class OpenCLFusedBackend:
         f = _formulas(spec)
         program, (vf,) = neuron_program("forward", spec, f, self._layout_of(dtype))
         knl = kernel(build(rt, program.source), f"forward_{self.layout.replace('-', '_')}")
-        q, alloc = rt.queue, rt.pool.allocate
-        x_buf, v0_buf = alloc(x_seq.nbytes), alloc(v0.nbytes)
-        s_buf, v_buf, h_buf = alloc(x_seq.nbytes), alloc(x_seq.nbytes), alloc(x_seq.nbytes)
-        copy_in = [cl.enqueue_copy(q, x_buf, x_seq, is_blocking=False),
-                   cl.enqueue_copy(q, v0_buf, v0, is_blocking=False)]
+        io = _Transfers(rt, self.share_host_memory)
+        x_buf, v0_buf = io.input(x_seq), io.input(v0)
+        spike_seq, s_buf = io.output((T, M), dtype)
+        v_seq, v_buf = io.output((T, M), dtype)
+        h_buf = rt.pool.allocate(x_seq.nbytes)
         global_size, local_size, chunk = self._geometry(M, dtype)
-        run = knl(q, global_size, local_size, x_buf, v0_buf, s_buf, v_buf, h_buf,
+        run = knl(rt.queue, global_size, local_size, x_buf, v0_buf, s_buf, v_buf, h_buf,
                   np.int32(T), np.int32(M), *chunk, _scalar(k, dtype),
                   _slots(f.values["step"], dtype), np.int32(vf))
-        spike_seq, v_seq = np.empty((T, M), dtype), np.empty((T, M), dtype)
-        copy_out = [cl.enqueue_copy(q, spike_seq, s_buf, is_blocking=False),
-                    cl.enqueue_copy(q, v_seq, v_buf, is_blocking=False)]
-        cl.wait_for_events(copy_out)
-        self._record(copy_in, run, copy_out)
+        io.finish()
+        self._record(io, run)
         needs = fused.saved_fields(spec)
         h_seq = DeviceSequence(self, (T, M), dtype, h_buf,
                                v_seq=v_buf if "v_seq" in needs else None,
@@ -151,7 +156,6 @@ class OpenCLFusedBackend:
     def backward(self, spec, saved, grad_spike_seq, grad_v_seq):
         """The BPTT recurrence of `refsnn.fused` -> grad_x_seq [T, M], grad_v0 [M],
         grad_k (0-dim, PLIF; else None)."""
-        cl = import_pyopencl()
         rt, dtype = self.runtime, np.dtype(spec.dtype)
         T, M = saved.h_seq.shape
         if T == 0 or M == 0:
@@ -160,16 +164,11 @@ class OpenCLFusedBackend:
         f = _formulas(spec)
         program, ids = neuron_program("backward", spec, f, self._layout_of(dtype))
         knl = kernel(build(rt, program.source), f"backward_{self.layout.replace('-', '_')}")
-        q, alloc = rt.queue, rt.pool.allocate
-        copy_in = []
+        io = _Transfers(rt, self.share_host_memory)
 
         def upload(name, array, shape):
-            if array is None:
-                return None
-            array = _checked(name, array, dtype, len(shape), shape)
-            buf = alloc(array.nbytes)
-            copy_in.append(cl.enqueue_copy(q, buf, array, is_blocking=False))
-            return buf
+            return None if array is None else io.input(_checked(name, np.asarray(array), dtype,
+                                                                len(shape), shape))
 
         kept = saved.h_seq.buffers if isinstance(saved.h_seq, DeviceSequence) \
             and saved.h_seq.backend is self else None
@@ -181,29 +180,25 @@ class OpenCLFusedBackend:
             elif kept is not None:
                 device_saved[name] = kept[name]
             else:
-                device_saved[name] = upload(name, np.asarray(getattr(saved, name)), shape)
+                device_saved[name] = upload(name, getattr(saved, name), shape)
         gs_buf = upload("grad_spike_seq", grad_spike_seq, (T, M))
         gv_buf = upload("grad_v_seq", grad_v_seq, (T, M))
-        gx_buf, gv0_buf = alloc(T * M * dtype.itemsize), alloc(M * dtype.itemsize)
+        grad_x, gx_buf = io.output((T, M), dtype)
+        grad_v0, gv0_buf = io.output((M,), dtype)
         global_size, local_size, chunk = self._geometry(M, dtype)
-        n_items = -(-M // int(chunk[0])) if chunk else M  # work-items that write a partial
-        kp_buf = alloc(n_items * dtype.itemsize) if spec.kind == "PLIF" else None
-        run = knl(q, global_size, local_size, device_saved["h_seq"], device_saved["v_seq"],
+        partials, kp_buf = None, None
+        if spec.kind == "PLIF":  # one partial sum per work-item that has neurons
+            partials, kp_buf = io.output((-(-M // int(chunk[0])) if chunk else M,), dtype)
+        run = knl(rt.queue, global_size, local_size, device_saved["h_seq"], device_saved["v_seq"],
                   device_saved["v0"], device_saved["x_seq"], gs_buf, gv_buf, gx_buf, gv0_buf,
                   kp_buf, np.int32(T), np.int32(M), *chunk, _scalar(saved.k, dtype),
                   *(_slots(f.values[b], dtype) for b in ("over", "psi", "rjac", "jac")),
                   np.array(ids, np.int32).view(_int4()).reshape(()))
-        grad_x, grad_v0 = np.empty((T, M), dtype), np.empty(M, dtype)
-        copy_out = [cl.enqueue_copy(q, grad_x, gx_buf, is_blocking=False),
-                    cl.enqueue_copy(q, grad_v0, gv0_buf, is_blocking=False)]
-        grad_k = None
-        if kp_buf is not None:
-            partials = np.empty(n_items, dtype)
-            copy_out.append(cl.enqueue_copy(q, partials, kp_buf, is_blocking=False))
-        cl.wait_for_events(copy_out)
-        if kp_buf is not None:  # fixed-order partial sums, then one float64 sum
+        io.finish()
+        self._record(io, run)
+        grad_k = None  # fixed-order partial sums, then one float64 sum: deterministic
+        if partials is not None:
             grad_k = np.asarray(np.sum(partials, dtype=np.float64), dtype)
-        self._record(copy_in, run, copy_out)
         return grad_x, grad_v0, grad_k
 
     # -- helpers --------------------------------------------------------------
@@ -226,11 +221,61 @@ class OpenCLFusedBackend:
         g = PER_NEURON_GROUP
         return (-(-M // g) * g,), (g,), ()
 
-    def _record(self, copy_in, run, copy_out):
+    def _record(self, io, run):
         def seconds(events):
             return sum((e.profile.end - e.profile.start) * 1e-9 for e in events)
-        self.last_timings = {"to_device_s": seconds(copy_in), "kernel_s": seconds([run]),
-                             "to_host_s": seconds(copy_out)}
+        self.last_timings = {"to_device_s": seconds(io.to_device), "kernel_s": seconds([run]),
+                             "to_host_s": seconds(io.to_host)}
+
+
+class _Transfers:
+    """One call's host<->device traffic: each input goes to the device once and
+    each output comes back once. With `zero_copy` (CPU devices) the buffers
+    wrap the host arrays themselves (USE_HOST_PTR), so nothing is copied and
+    mapping an output after the kernel is what makes its values visible."""
+
+    def __init__(self, rt, zero_copy: bool):
+        self.rt, self.zero_copy = rt, zero_copy
+        self.to_device, self.to_host, self._outputs = [], [], []
+
+    def input(self, array):
+        """A device buffer holding `array` (C-contiguous)."""
+        cl = import_pyopencl()
+        mf = cl.mem_flags
+        if self.zero_copy:
+            return cl.Buffer(self.rt.context, mf.READ_ONLY | mf.USE_HOST_PTR, hostbuf=array)
+        buf = self.rt.pool.allocate(array.nbytes)
+        self.to_device.append(cl.enqueue_copy(self.rt.queue, buf, array, is_blocking=False))
+        return buf
+
+    def output(self, shape, dtype):
+        """(host array, device buffer) for a result that `finish` brings back."""
+        cl = import_pyopencl()
+        host = np.empty(shape, dtype)
+        if self.zero_copy:
+            buf = cl.Buffer(self.rt.context, cl.mem_flags.WRITE_ONLY | cl.mem_flags.USE_HOST_PTR,
+                            hostbuf=host)
+        else:
+            buf = self.rt.pool.allocate(host.nbytes)
+        self._outputs.append((host, buf))
+        return host, buf
+
+    def finish(self) -> None:
+        """Bring every output back to its host array and wait for it."""
+        cl = import_pyopencl()
+        q = self.rt.queue
+        maps = []
+        for host, buf in self._outputs:
+            if self.zero_copy:
+                mapped, event = cl.enqueue_map_buffer(q, buf, cl.map_flags.READ, 0, host.shape,
+                                                      host.dtype, is_blocking=False)
+                maps.append(mapped)
+            else:
+                event = cl.enqueue_copy(q, host, buf, is_blocking=False)
+            self.to_host.append(event)
+        cl.wait_for_events(self.to_host)
+        for mapped in maps:
+            mapped.base.release(q)
 
 
 def _int4():
