@@ -455,7 +455,8 @@ def _neuron_records() -> list:
         # clock_driven: single-step classes and their MultiStep* twins
         _neuron("cd", "IFNode", _if_space(), cd, s_only),
         _neuron("cd", "LIFNode", _lif_space(), cd, s_only),
-        _neuron("cd", "ParametricLIFNode", _lif_space("init_tau", (2.0, 3.0, 1.7, 5.0)), cd, s_only),
+        _neuron("cd", "ParametricLIFNode", _lif_space("init_tau", (2.0, 3.0, 1.7, 5.0)), cd,
+                s_only),
         _neuron("cd", "QIFNode", _qif_space(), cd, s_only, low=-0.3, high=1.0,
                 tensor_state=True),
         _neuron("cd", "EIFNode", _eif_space(), cd, s_only, low=-0.3, high=1.2,

@@ -9,7 +9,6 @@ torch / SpikingJelly missing.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time

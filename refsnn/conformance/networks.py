@@ -200,8 +200,8 @@ T, N = 4, 2
 
 def _sj(api: str, module: str):
     import importlib
-    return importlib.import_module(f"spikingjelly.{'clock_driven' if api == 'cd' else 'activation_based'}"
-                                   f".{module}")
+    package = "clock_driven" if api == "cd" else "activation_based"
+    return importlib.import_module(f"spikingjelly.{package}.{module}")
 
 
 def _mask(torch, case: Case, shape, p: float):

@@ -189,8 +189,9 @@ def run_case(case: Case, data: dict | None = None) -> CaseResult:
                     got = driver.candidate(case, data, ref)
             except Exception as exc:  # noqa: BLE001
                 result.outcome = "refsnn_error"
-                result.message = _short_error(exc) + " | " + \
-                    traceback.format_exc(limit=-2).strip().splitlines()[-3].strip()
+                frames = traceback.extract_tb(exc.__traceback__)
+                where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+                result.message = _short_error(exc) + where
             else:
                 fan_in = driver.fan_in(case) if hasattr(driver, "fan_in") else 1
                 problems = _compare(case, ref, got, result, driver.steps(case), fan_in,
