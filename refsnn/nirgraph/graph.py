@@ -6,8 +6,11 @@ Execution (docs/nir.md, "Graph execution"):
   order the edges are listed in the graph.
 - Back edges: a depth-first walk from the Input nodes (nodes and edges in
   graph order) marks every edge that closes a cycle. A back edge carries its
-  source's value of the previous time step (nothing at the first step): a
-  one-step delay. The other edges form a DAG, run in topological order.
+  source's value of the previous time step: a one-step delay. Before the
+  first step it carries the source's value in a silent step -1 (zero inputs,
+  every stateful node outputs zeros, stateless nodes evaluated on that: an
+  Affine on the back edge gives its bias, as in snnTorch's RLeaky). The
+  other edges form a DAG, run in topological order.
 - Step mode 'm' (`x_seq: [T, N, *]`): an acyclic graph runs layer by layer
   (each node over the whole sequence: stateless nodes fold T into the batch,
   stateful ones loop over T); a graph with back edges runs step by step.
@@ -210,19 +213,35 @@ class NIRNetwork(StepModule, MemoryModule):
                 values[key] = seq_to_ann_forward(x, module)
         return values
 
+    def _silent_step(self, batch: Tensor) -> dict:
+        """The back-edge values before the first step: the graph at step -1,
+        with zero inputs and every stateful node outputting zeros, its
+        stateless nodes evaluated on that (an Affine on a recurrent edge gives
+        its bias, as snnTorch's RLeaky does)."""
+        values = {}
+        for key in self.plan.order:
+            module = self.node_modules[key]
+            x = self._summed_input(key, values)
+            if x is None or key in self.plan.inputs or isinstance(module, StepModule):
+                shape = self.shapes[key][1]
+                values[key] = Tensor(np.zeros((batch.shape[0],) + tuple(shape), batch.dtype))
+            else:
+                values[key] = x if module is None else module(x)
+        return {a: values[a] for a, _ in self.plan.back_edges}
+
     def _step(self, inputs: dict) -> dict:
         """One time step: inputs `[N, *]` -> every node's value `[N, *]`."""
-        feedback = self.feedback or {}
         values, batch = {}, next(iter(inputs.values()))
+        feedback = self.feedback
+        if feedback is None and self.plan.back_edges:
+            feedback = self._silent_step(batch)
+        feedback = feedback or {}
         for key in self.plan.order:
             if key in inputs:
                 x = inputs[key]
             else:
                 x = self._summed_input(key, values,
                                        [feedback.get(a) for a in self.plan.feedback[key]])
-                if x is None:   # only back edges feed it, and nothing has arrived yet
-                    shape = (batch.shape[0],) + tuple(self.shapes[key][0])
-                    x = Tensor(np.zeros(shape, dtype=batch.dtype))
             module = self.node_modules[key]
             if module is None:
                 values[key] = x
