@@ -2,58 +2,74 @@
 
 A `Tensor` wraps one `np.ndarray`. Every differentiable op is a `Function`: a
 pair of array functions `forward(ctx, *arrays) -> array` and
-`backward(ctx, grad) -> one gradient per input`. While grad mode is on,
-`Function.apply` records a `Node` carrying a global sequence number. `backward()`
-walks the nodes reachable from the root in decreasing sequence order (a reverse
-tape walk is a topological order) and accumulates each incoming gradient in
-arrival order, as PyTorch's engine does, so float32 results match PyTorch's bit
-for bit wherever the per-op formulas below are PyTorch's.
+`backward(ctx, grad) -> one gradient per input`. While grad mode is on and an
+input requires grad, `Function.apply` records the op as a `Node` (the node *is*
+the `ctx`, as in PyTorch) carrying a global sequence number.
+
+`backward()` runs, among the nodes that have received a gradient, the one with
+the highest sequence number next (PyTorch's engine does the same: every consumer
+of a node was recorded after it, so its gradient is complete by then). Incoming
+gradients are summed in arrival order, and a leaf's `.grad` gets `old + (sum of
+this backward's contributions)`, as PyTorch's AccumulateGrad does. With PyTorch's
+own per-op formulas below this makes float32 gradients match PyTorch bit for bit
+wherever NumPy and PyTorch round the same way (elementwise arithmetic).
 
 dtype rules follow PyTorch: a Python scalar takes the tensor's dtype; a 0-dim
-tensor does not promote a dim-ful one of the same kind; float32 never silently
+tensor does not widen a dim-ful one of the same kind; float32 never silently
 becomes float64.
 """
 from __future__ import annotations
 
+import heapq
 import itertools
+import math
 import threading
+import weakref
+from collections import namedtuple
 from contextlib import contextmanager
 
 import numpy as np
 from scipy import special as _special
 
 __all__ = [
-    "Tensor", "Function", "Node", "no_grad", "enable_grad", "is_grad_enabled",
+    "Tensor", "Function", "Node", "Context", "no_grad", "enable_grad", "is_grad_enabled",
     "tensor", "as_tensor", "zeros", "ones", "zeros_like", "ones_like", "full",
-    "rand", "randn", "manual_seed", "default_generator", "stack", "cat", "where",
-    "maximum", "minimum",
+    "rand", "randn", "manual_seed", "default_generator", "stack", "cat", "split",
+    "where", "maximum", "minimum",
 ]
 
-_state = threading.local()
-_seq = itertools.count()
+
+# ----------------------------------------------------------------------------
+# grad mode: per thread, on by default (as in PyTorch)
+# ----------------------------------------------------------------------------
+class _GradMode(threading.local):
+    enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "grad_enabled", True)
+    return _grad_mode.enabled
 
 
 @contextmanager
-def _grad_mode(enabled: bool):
-    previous = is_grad_enabled()
-    _state.grad_enabled = enabled
+def _set_grad_enabled(enabled: bool):
+    previous = _grad_mode.enabled
+    _grad_mode.enabled = enabled
     try:
         yield
     finally:
-        _state.grad_enabled = previous
+        _grad_mode.enabled = previous
 
 
 def no_grad():
-    """Context manager: ops inside record nothing on the tape."""
-    return _grad_mode(False)
+    """Context manager (or decorator): ops inside record nothing on the tape."""
+    return _set_grad_enabled(False)
 
 
 def enable_grad():
-    return _grad_mode(True)
+    return _set_grad_enabled(True)
 
 
 # ----------------------------------------------------------------------------
@@ -73,14 +89,15 @@ def default_generator() -> np.random.Generator:
 
 
 # ----------------------------------------------------------------------------
-# dtype helpers
+# dtype and shape helpers
 # ----------------------------------------------------------------------------
 def _as_array(value, dtype=None) -> np.ndarray:
     """Array of `value`; Python floats and lists of floats become float32."""
-    if isinstance(value, np.ndarray):
-        return value if dtype is None else value.astype(dtype, copy=False)
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+    if isinstance(value, Tensor):
+        value = value.data
+    elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
         value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
         return value if dtype is None else value.astype(dtype, copy=False)
     arr = np.asarray(value)
     if dtype is not None:
@@ -90,57 +107,100 @@ def _as_array(value, dtype=None) -> np.ndarray:
     return arr
 
 
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _promote_types(x: np.dtype, y: np.dtype) -> np.dtype:
+    """PyTorch's `promote_types`: a higher kind (bool < int < float) wins
+    outright (int64 with float32 is float32); within a kind, NumPy's rule."""
+    rank_x, rank_y = _KIND_RANK.get(x.kind, 1), _KIND_RANK.get(y.kind, 1)
+    if rank_x == rank_y or 3 in (rank_x, rank_y):
+        return np.promote_types(x, y)
+    return x if rank_x > rank_y else y
+
+
 def _result_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
-    """PyTorch's promotion for two tensors: a 0-dim operand of the same kind
-    does not widen a dim-ful one."""
+    """PyTorch's result dtype for two tensors: a 0-dim operand does not widen a
+    dim-ful one unless it is of a higher kind (float32 + 0-dim float64 is float32)."""
     if a.dtype == b.dtype:
         return a.dtype
-    fa, fb = a.dtype.kind == "f", b.dtype.kind == "f"
-    if fa == fb and (a.ndim == 0) != (b.ndim == 0):
-        return a.dtype if b.ndim == 0 else b.dtype
-    if fa and not fb:
-        return a.dtype
-    if fb and not fa:
-        return b.dtype
-    return np.result_type(a.dtype, b.dtype)
+    if (a.ndim == 0) != (b.ndim == 0):
+        dimful, zero_dim = (a, b) if b.ndim == 0 else (b, a)
+        if _KIND_RANK.get(dimful.dtype.kind, 1) >= _KIND_RANK.get(zero_dim.dtype.kind, 1):
+            return dimful.dtype
+    return _promote_types(a.dtype, b.dtype)
+
+
+def _promote(a: np.ndarray, b: np.ndarray):
+    """`a` and `b` cast to their PyTorch result dtype (no copy when they agree)."""
+    if a.dtype is b.dtype:
+        return a, b
+    dtype = _result_dtype(a, b)
+    return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+
+
+def _binary(op, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`op(a, b)` computed in PyTorch's result dtype, with NumPy broadcasting."""
+    if a.dtype is not b.dtype:
+        a, b = _promote(a, b)
+    try:
+        return op(a, b)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be "
+                         f"broadcast together") from None
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum `grad` down to `shape`, undoing NumPy broadcasting."""
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting: one sum over the
+    leading and the stretched dims, as PyTorch's `sum_to` does."""
+    lead = grad.ndim - len(shape)
+    if lead < 0:
+        raise ValueError(f"cannot sum a gradient of shape {grad.shape} down to {shape}")
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
-    return grad
+    if grad.shape[lead:] != tuple(shape):
+        raise ValueError(f"cannot sum a gradient of shape {grad.shape} down to {shape}")
+    return grad.reshape(shape)
 
 
 # ----------------------------------------------------------------------------
 # the tape
 # ----------------------------------------------------------------------------
+_seq = itertools.count()
+
+
 class Node:
-    """One recorded op: its Function, saved context, inputs and sequence number."""
+    """One recorded op, and the `ctx` its Function's forward fills for backward.
 
-    __slots__ = ("fn", "ctx", "inputs", "seq", "freed")
+    `fn` (the Function class), `inputs` (the arguments of `apply`, Tensors and
+    others), `needs_input_grad` (one flag per argument) and `seq` (the order of
+    recording) are set by `Function.apply`; forward stores what backward needs
+    in `ctx.saved` or in any other attribute.
+    """
 
-    def __init__(self, fn, ctx, inputs):
-        self.fn = fn
-        self.ctx = ctx
-        self.inputs = inputs
-        self.seq = next(_seq)
-        self.freed = False
-
-
-class Context:
-    """Scratch space a Function's forward fills for its backward."""
-
-    __slots__ = ("saved", "needs_input_grad", "__dict__")
+    __slots__ = ("fn", "inputs", "needs_input_grad", "seq", "saved", "__dict__")
+    _retained_by = None  # weak reference to a non-leaf output that retains its grad
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
+
+    @property
+    def saved_tensors(self):
+        return self.saved
+
+    def _free(self):
+        """Drop inputs and saved arrays after backward (retain_graph=False)."""
+        self.inputs = None
+        self.saved = None
+        self.__dict__.clear()
+
+    def __repr__(self):
+        return f"<{getattr(self, 'fn', Function).__name__}Backward>"
+
+
+Context = Node
 
 
 class Function:
@@ -148,7 +208,8 @@ class Function:
 
     Subclasses define `forward(ctx, *args)` on arrays (Tensor arguments arrive
     as `np.ndarray`, anything else unchanged) and `backward(ctx, grad)` returning
-    one gradient array (or None) per positional argument.
+    one gradient array (or None) per positional argument. `ctx.needs_input_grad`
+    holds one flag per argument.
     """
 
     @staticmethod
@@ -161,84 +222,105 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        ctx = Context()
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        record = is_grad_enabled() and any(
-            isinstance(a, Tensor) and a.requires_grad for a in args)
-        if record:
-            ctx.needs_input_grad = tuple(
-                isinstance(a, Tensor) and a.requires_grad for a in args)
+        """Run `forward` on the arguments (Tensors as arrays) and wrap the result;
+        record a Node when grad mode is on and some argument requires grad."""
+        arrays, needs = [], []
+        for a in args:  # one plain loop: cheaper than two comprehensions
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                needs.append(a.requires_grad)
+            else:
+                arrays.append(a)
+                needs.append(False)
+        record = True in needs and _grad_mode.enabled
+        ctx = Node()
+        ctx.needs_input_grad = tuple(needs) if record else (False,) * len(args)
         out = cls.forward(ctx, *arrays)
-        if isinstance(out, tuple):
-            raise TypeError(f"{cls.__name__}.forward must return one array")
-        result = Tensor._wrap(out)
+        if type(out) is not np.ndarray:
+            out = _forward_output(cls, out)
+        result = _wrap(out)
         if record:
+            ctx.fn, ctx.inputs, ctx.seq = cls, args, next(_seq)
             result.requires_grad = True
-            result._node = Node(cls, ctx, args)
+            result._node = ctx
         return result
 
 
-def _collect(root: "Tensor"):
-    """Nodes reachable from root, highest sequence number first."""
-    nodes, stack, seen = [], [root._node], set()
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        nodes.append(node)
-        for t in node.inputs:
-            if isinstance(t, Tensor) and t._node is not None:
-                stack.append(t._node)
-    nodes.sort(key=lambda n: n.seq, reverse=True)
-    return nodes
+def _forward_output(fn, out) -> np.ndarray:
+    if isinstance(out, (tuple, list)):
+        raise TypeError(f"{fn.__name__}.forward must return one array, got {type(out).__name__}")
+    return np.asarray(out)
 
 
-def _run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool):
-    grads = {id(root._node): grad}
-    for node in _collect(root):
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
-        if node.freed:
+def _run_backward(root: Node, grad: np.ndarray, retain_graph: bool) -> None:
+    """Backpropagate `grad` from `root` and accumulate into the leaves' `.grad`."""
+    pending = {root: grad}         # node -> gradient of its output, summed so far
+    ready = [(-root.seq, root)]     # nodes holding a gradient, highest seq first
+    leaf_grads = {}                 # leaf Tensor -> sum of this backward's gradients
+    while ready:
+        node = heapq.heappop(ready)[1]
+        g = pending.pop(node)
+        if type(g) is not np.ndarray:  # NumPy gives scalars for 0-dim sums
+            g = np.asarray(g)
+        inputs = node.inputs
+        if inputs is None:
             raise RuntimeError(
-                f"Trying to backward through the graph a second time "
-                f"({node.fn.__name__}): its saved arrays were freed. "
-                f"Pass retain_graph=True to the first backward() call.")
-        in_grads = node.fn.backward(node.ctx, g)
-        if not isinstance(in_grads, tuple):
+                f"Trying to backward through the graph a second time ({node.fn.__name__}): "
+                f"its saved arrays were freed by the first backward. Pass "
+                f"retain_graph=True to the first backward() call.")
+        retained = node._retained_by and node._retained_by()
+        if retained is not None:
+            _accumulate_grad(retained, g)
+        in_grads = node.fn.backward(node, g)
+        if type(in_grads) is not tuple:
             in_grads = (in_grads,)
+        if len(in_grads) != len(inputs):
+            raise RuntimeError(f"{node.fn.__name__}.backward returned {len(in_grads)} "
+                               f"gradients for {len(inputs)} forward arguments")
+        needs = node.needs_input_grad
         if not retain_graph:
-            node.freed = True
-            node.ctx = None
-        for t, gi in zip(node.inputs, in_grads):
-            if gi is None or not isinstance(t, Tensor) or not t.requires_grad:
+            node._free()
+        for i, (t, need, gi) in enumerate(zip(inputs, needs, in_grads)):
+            if not need or gi is None:
                 continue
-            gi = np.asarray(gi)
-            if gi.dtype != t.data.dtype:
-                gi = gi.astype(t.data.dtype)
-            if gi.shape != t.data.shape:
-                gi = _unbroadcast(gi, t.data.shape)
-            if t._node is None:  # a leaf
-                t.grad = Tensor._wrap(gi.copy()) if t.grad is None else \
-                    Tensor._wrap(t.grad.data + gi)
+            data = t.data
+            if type(gi) is not np.ndarray:
+                gi = np.asarray(gi)
+            if gi.shape != data.shape:
+                try:
+                    gi = _unbroadcast(gi, data.shape)
+                except ValueError as e:
+                    raise RuntimeError(f"{node.fn.__name__}.backward: gradient {i}: {e}") from None
+            if gi.dtype is not data.dtype:
+                gi = gi.astype(data.dtype)
+            producer = t._node
+            if producer is None:
+                previous = leaf_grads.get(t)
+                leaf_grads[t] = gi if previous is None else previous + gi
+            elif producer in pending:
+                pending[producer] = pending[producer] + gi
             else:
-                key = id(t._node)
-                prev = grads.get(key)
-                grads[key] = gi if prev is None else prev + gi
-            if t._retains_grad and t._node is not None:
-                t.grad = Tensor._wrap(gi.copy()) if t.grad is None else \
-                    Tensor._wrap(t.grad.data + gi)
+                pending[producer] = gi
+                heapq.heappush(ready, (-producer.seq, producer))
+    for leaf, g in leaf_grads.items():
+        _accumulate_grad(leaf, g)
+
+
+def _accumulate_grad(t: "Tensor", g: np.ndarray) -> None:
+    """`t.grad = g` (a copy) the first time, `t.grad + g` after that."""
+    t.grad = _wrap(np.array(g)) if t.grad is None else _wrap(np.asarray(t.grad.data + g))
 
 
 # ----------------------------------------------------------------------------
 # Tensor
 # ----------------------------------------------------------------------------
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+
 class Tensor:
     """An `np.ndarray` with an optional gradient and the node that made it."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_retains_grad",
-                 "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_node", "__weakref__")
     __array_priority__ = 1000  # make ndarray (op) Tensor defer to Tensor
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
@@ -249,17 +331,11 @@ class Tensor:
         self.requires_grad = requires_grad
         self.grad = None
         self._node = None
-        self._retains_grad = False
 
-    @classmethod
-    def _wrap(cls, array: np.ndarray) -> "Tensor":
-        t = cls.__new__(cls)
-        t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
-        t.requires_grad = False
-        t.grad = None
-        t._node = None
-        t._retains_grad = False
-        return t
+    @staticmethod
+    def _wrap(array) -> "Tensor":
+        """A leaf Tensor around `array` (no copy, no checks); for library code."""
+        return _wrap(array if isinstance(array, np.ndarray) else np.asarray(array))
 
     # --- basic properties -------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -278,6 +354,11 @@ class Tensor:
 
     def __len__(self):
         return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
 
     def numpy(self) -> np.ndarray:
         return self.data
@@ -301,20 +382,25 @@ class Tensor:
     def __float__(self):
         return float(self.data)
 
+    def __int__(self):
+        return int(self.data)
+
     def __hash__(self):
         return id(self)
 
     # --- autograd ----------------------------------------------------------
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad`."""
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`; `gradient` (same
+        shape as self) is required unless self has one element."""
         if not self.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and "
-                               "does not have a grad_fn")
+            raise RuntimeError("backward: this tensor does not require grad and has "
+                               "no grad_fn (was it computed under no_grad, or from "
+                               "tensors that do not require grad?)")
         if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs; "
-                    f"this tensor has shape {self.shape}: pass gradient=")
+                    f"backward: grad can be implicitly created only for scalar outputs; "
+                    f"this tensor has shape {self.shape}: pass gradient= of that shape")
             gradient = np.ones_like(self.data)
         else:
             gradient = _as_array(gradient, self.dtype)
@@ -322,16 +408,22 @@ class Tensor:
                 raise RuntimeError(f"backward: gradient shape {gradient.shape} "
                                    f"does not match tensor shape {self.shape}")
         if self._node is None:
-            self.grad = Tensor._wrap(gradient.copy()) if self.grad is None else \
-                Tensor._wrap(self.grad.data + gradient)
-            return
-        _run_backward(self, gradient, retain_graph)
+            _accumulate_grad(self, gradient)
+        else:
+            _run_backward(self._node, gradient, retain_graph)
 
     def retain_grad(self) -> None:
-        self._retains_grad = True
+        """Keep `.grad` for this non-leaf tensor too (leaves always keep theirs)."""
+        if self._node is not None:
+            self._node._retained_by = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._node is not None and self._node._retained_by is not None
 
     def detach(self) -> "Tensor":
-        return Tensor._wrap(self.data)
+        """A new leaf sharing this tensor's data, outside the graph."""
+        return _wrap(self.data)
 
     def detach_(self) -> "Tensor":
         self._node = None
@@ -339,17 +431,27 @@ class Tensor:
         return self
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if flag and self.data.dtype.kind not in "fc":
+            raise RuntimeError(
+                f"only floating point tensors can require gradients, got {self.data.dtype}")
         self.requires_grad = flag
         return self
 
     @property
     def grad_fn(self):
-        return None if self._node is None else self._node.fn
+        """The Node that made this tensor (None for a leaf)."""
+        return self._node
 
     # --- dtype --------------------------------------------------------------
     def to(self, dtype) -> "Tensor":
+        """This tensor in `dtype` (self when it already is); differentiable
+        between floating dtypes."""
         dtype = np.dtype(dtype)
-        return self if dtype == self.dtype else Cast.apply(self, dtype)
+        if dtype == self.dtype:
+            return self
+        if dtype.kind not in "fc":
+            return _wrap(self.data.astype(dtype))
+        return Cast.apply(self, dtype)
 
     def float(self) -> "Tensor":
         return self.to(np.float32)
@@ -357,37 +459,75 @@ class Tensor:
     def double(self) -> "Tensor":
         return self.to(np.float64)
 
+    def long(self) -> "Tensor":
+        return self.to(np.int64)
+
+    def bool(self) -> "Tensor":
+        return self.to(np.bool_)
+
     def clone(self) -> "Tensor":
         return Clone.apply(self)
 
     # --- arithmetic ---------------------------------------------------------
-    def __add__(self, o): return Add.apply(self, _operand(o, self))
-    def __radd__(self, o): return Add.apply(_operand(o, self), self)
-    def __sub__(self, o): return Sub.apply(self, _operand(o, self))
-    def __rsub__(self, o): return Sub.apply(_operand(o, self), self)
-    def __mul__(self, o): return Mul.apply(self, _operand(o, self))
-    def __rmul__(self, o): return Mul.apply(_operand(o, self), self)
-    def __truediv__(self, o): return Div.apply(self, _operand(o, self))
-    def __rtruediv__(self, o): return Div.apply(_operand(o, self), self)
-    def __neg__(self): return Neg.apply(self)
-    def __matmul__(self, o): return MatMul.apply(self, _operand(o, self))
-    def __rmatmul__(self, o): return MatMul.apply(_operand(o, self), self)
+    # (`o if isinstance(o, Tensor) else _operand(o, self)` spares a call on the
+    #  common Tensor-Tensor path)
+    def __add__(self, o):
+        return Add.apply(self, o if isinstance(o, Tensor) else _operand(o, self))
+
+    def __radd__(self, o):
+        return Add.apply(_operand(o, self), self)
+
+    def __sub__(self, o):
+        return Sub.apply(self, o if isinstance(o, Tensor) else _operand(o, self))
+
+    def __rsub__(self, o):
+        return Sub.apply(_operand(o, self), self)
+
+    def __mul__(self, o):
+        return Mul.apply(self, o if isinstance(o, Tensor) else _operand(o, self))
+
+    def __rmul__(self, o):
+        return Mul.apply(_operand(o, self), self)
+
+    def __truediv__(self, o):
+        return Div.apply(self, o if isinstance(o, Tensor) else _operand(o, self))
+
+    def __rtruediv__(self, o):
+        if isinstance(o, (int, float)):  # PyTorch: c / t is reciprocal(t) * c
+            return Reciprocal.apply(self) * o
+        return Div.apply(_operand(o, self), self)
+
+    def __neg__(self):
+        return Neg.apply(self)
+
+    def __matmul__(self, o):
+        return MatMul.apply(self, _operand(o, self))
+
+    def __rmatmul__(self, o):
+        return MatMul.apply(_operand(o, self), self)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor):
-            return PowTensor.apply(self, exponent)
+        if isinstance(exponent, (Tensor, np.ndarray)):
+            return PowTensor.apply(self, _operand(exponent, self))
+        if isinstance(exponent, np.generic):
+            exponent = exponent.item()
         return Pow.apply(self, exponent)
 
     def __rpow__(self, base):
+        if isinstance(base, (int, float)):
+            return RPow.apply(base, self)
         return PowTensor.apply(_operand(base, self), self)
 
+    def reciprocal(self):
+        return Reciprocal.apply(self)
+
     # comparisons: no gradient, boolean result
-    def __lt__(self, o): return Tensor._wrap(self.data < _raw(o))
-    def __le__(self, o): return Tensor._wrap(self.data <= _raw(o))
-    def __gt__(self, o): return Tensor._wrap(self.data > _raw(o))
-    def __ge__(self, o): return Tensor._wrap(self.data >= _raw(o))
-    def __eq__(self, o): return Tensor._wrap(self.data == _raw(o))
-    def __ne__(self, o): return Tensor._wrap(self.data != _raw(o))
+    def __lt__(self, o): return _wrap(self.data < _raw(o))
+    def __le__(self, o): return _wrap(self.data <= _raw(o))
+    def __gt__(self, o): return _wrap(self.data > _raw(o))
+    def __ge__(self, o): return _wrap(self.data >= _raw(o))
+    def __eq__(self, o): return _wrap(self.data == _raw(o))
+    def __ne__(self, o): return _wrap(self.data != _raw(o))
 
     # --- reductions -----------------------------------------------------------
     def sum(self, dim=None, keepdim: bool = False):
@@ -397,10 +537,30 @@ class Tensor:
         return Mean.apply(self, _axes(dim, self.ndim), keepdim)
 
     def max(self, dim=None, keepdim: bool = False):
-        return MaxMin.apply(self, dim, keepdim, True)
+        """max of all elements; over `dim`: (values, indices) as in PyTorch;
+        with a Tensor: elementwise `maximum`."""
+        return self._extremum(dim, keepdim, True)
 
     def min(self, dim=None, keepdim: bool = False):
-        return MaxMin.apply(self, dim, keepdim, False)
+        """min of all elements; over `dim`: (values, indices) as in PyTorch;
+        with a Tensor: elementwise `minimum`."""
+        return self._extremum(dim, keepdim, False)
+
+    def _extremum(self, dim, keepdim, is_max):
+        if isinstance(dim, Tensor):
+            return MaximumMinimum.apply(self, dim, is_max)
+        if dim is None:
+            return MaxMinAll.apply(self, is_max)
+        dim = _dim(dim, self.ndim)
+        indices = (np.argmax if is_max else np.argmin)(self.data, axis=dim, keepdims=True)
+        values = MaxMinDim.apply(self, dim, indices, keepdim)
+        return ValuesIndices(values, _wrap(indices if keepdim else indices.squeeze(dim)))
+
+    def argmax(self, dim=None, keepdim: bool = False):
+        return _wrap(_arg_extremum(np.argmax, self.data, dim, keepdim))
+
+    def argmin(self, dim=None, keepdim: bool = False):
+        return _wrap(_arg_extremum(np.argmin, self.data, dim, keepdim))
 
     # --- shape ------------------------------------------------------------------
     def reshape(self, *shape):
@@ -413,33 +573,40 @@ class Tensor:
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = start_dim % self.ndim, end_dim % self.ndim
-        shape = self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:]
+        s, e = _dim(start_dim, self.ndim), _dim(end_dim, self.ndim)
+        shape = self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
         return self.reshape(shape)
 
     def unflatten(self, dim: int, sizes):
-        dim %= self.ndim
+        dim = _dim(dim, self.ndim)
         return self.reshape(self.shape[:dim] + tuple(sizes) + self.shape[dim + 1:])
 
     def unsqueeze(self, dim: int):
-        dim = dim % (self.ndim + 1)
+        dim = _dim(dim, self.ndim + 1)
         return Reshape.apply(self, self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
+        """Drop size-1 dims (all, or those in `dim`, an int or a tuple)."""
         if dim is None:
-            shape = tuple(n for n in self.shape if n != 1)
+            drop = {i for i, n in enumerate(self.shape) if n == 1}
         else:
-            dim %= max(self.ndim, 1)
-            shape = self.shape if self.ndim == 0 or self.shape[dim] != 1 else \
-                self.shape[:dim] + self.shape[dim + 1:]
-        return self if shape == self.shape else Reshape.apply(self, shape)
+            dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+            drop = {d for d in (_dim(d, max(self.ndim, 1)) for d in dims)
+                    if self.ndim and self.shape[d] == 1}
+        if not drop:
+            return self
+        return Reshape.apply(self, tuple(n for i, n in enumerate(self.shape) if i not in drop))
 
     def permute(self, *dims):
-        dims = tuple(d % self.ndim for d in _shape_arg(dims))
+        dims = tuple(_dim(d, self.ndim) for d in _shape_arg(dims))
+        if sorted(dims) != list(range(self.ndim)):
+            raise ValueError(f"permute: dims {dims} are not a permutation of "
+                             f"the {self.ndim} dims of shape {self.shape}")
         return Permute.apply(self, dims)
 
-    def transpose(self, a: int, b: int):
+    def transpose(self, dim0: int, dim1: int):
         dims = list(range(self.ndim))
+        a, b = _dim(dim0, self.ndim), _dim(dim1, self.ndim)
         dims[a], dims[b] = dims[b], dims[a]
         return Permute.apply(self, tuple(dims))
 
@@ -451,10 +618,18 @@ class Tensor:
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def expand(self, *shape):
+        """Broadcast to `shape` without copying (-1 keeps a dim)."""
         shape = _shape_arg(shape)
         lead = len(shape) - self.ndim
-        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
+        if lead < 0:
+            raise ValueError(f"expand: shape {shape} has fewer dims than the "
+                             f"tensor's shape {self.shape}")
+        shape = tuple(self.shape[i - lead] if n == -1 and i >= lead else n
+                      for i, n in enumerate(shape))
         return Expand.apply(self, shape)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
 
     def contiguous(self):
         return self
@@ -462,8 +637,8 @@ class Tensor:
     def __getitem__(self, index):
         return GetItem.apply(self, _raw_index(index))
 
-    def split(self, size, dim: int = 0):
-        return split(self, size, dim)
+    def split(self, split_size, dim: int = 0):
+        return split(self, split_size, dim)
 
     # --- elementwise ---------------------------------------------------------
     def exp(self): return Exp.apply(self)
@@ -473,15 +648,32 @@ class Tensor:
     def tanh(self): return Tanh.apply(self)
     def sigmoid(self): return Sigmoid.apply(self)
     def relu(self): return Relu.apply(self)
-    def sign(self): return Tensor._wrap(np.sign(self.data))
+    def sign(self): return _wrap(np.sign(self.data))
+    __abs__ = abs
 
     def clamp(self, min=None, max=None):
+        """Elementwise clamp to [min, max] (either may be None); bounds get no gradient."""
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
         return Clamp.apply(self, min, max)
 
     clip = clamp
 
     def clamp_min(self, value): return Clamp.apply(self, value, None)
     def clamp_max(self, value): return Clamp.apply(self, None, value)
+
+
+def _wrap(array: np.ndarray) -> Tensor:
+    """A leaf Tensor around `array`, without checks (the hot path)."""
+    t = _new_tensor(Tensor)
+    t.data = array
+    t.requires_grad = False
+    t.grad = None
+    t._node = None
+    return t
+
+
+_new_tensor = object.__new__
 
 
 def _raw(o):
@@ -494,15 +686,20 @@ def _raw_index(index):
     return _raw(index)
 
 
-def _operand(o, like: Tensor):
-    """A Tensor for `o`; Python scalars take `like`'s dtype (PyTorch's rule)."""
+def _operand(o, like: Tensor) -> Tensor:
+    """`o` as a Tensor to combine with `like`. Python scalars follow PyTorch: a
+    float takes `like`'s floating dtype (else float32), an int takes `like`'s
+    dtype unless `like` is bool (then int64)."""
     if isinstance(o, Tensor):
         return o
     if isinstance(o, (bool, int, float)):
-        dtype = like.dtype if like.dtype.kind in "fc" or isinstance(o, (bool, int)) \
-            else np.float32
-        return Tensor._wrap(np.asarray(o, dtype=dtype))
-    return Tensor._wrap(_as_array(o))
+        kind = like.dtype.kind
+        if isinstance(o, bool) or kind in "fc" or (kind in "iu" and isinstance(o, int)):
+            dtype = like.dtype
+        else:
+            dtype = np.float32 if isinstance(o, float) else np.int64
+        return _wrap(np.asarray(o, dtype=dtype))
+    return _wrap(_as_array(o))
 
 
 def _shape_arg(shape):
@@ -511,31 +708,45 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
+def _dim(d: int, ndim: int) -> int:
+    """`d` (possibly negative) as an index in range(ndim), or an IndexError."""
+    if not -ndim <= d < ndim:
+        raise IndexError(f"dimension {d} is out of range for a tensor with {ndim} dims")
+    return d % ndim
+
+
 def _axes(dim, ndim):
     if dim is None:
         return None
     if isinstance(dim, (list, tuple)):
-        return tuple(d % ndim for d in dim)
-    return (dim % ndim,) if ndim else None
+        return tuple(_dim(d, ndim) for d in dim)
+    return (_dim(dim, ndim),) if ndim else None
 
 
-def _binary(a: np.ndarray, b: np.ndarray, op, name: str):
-    dtype = _result_dtype(a, b)
-    try:
-        out = op(a, b)
-    except ValueError:
-        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be "
-                         f"broadcast together") from None
-    return out if out.dtype == dtype else out.astype(dtype)
+def _arg_extremum(arg_fn, a: np.ndarray, dim, keepdim: bool) -> np.ndarray:
+    if dim is None:
+        idx = np.asarray(arg_fn(a))
+        return idx.reshape((1,) * a.ndim) if keepdim else idx
+    return arg_fn(a, axis=_dim(dim, a.ndim), keepdims=keepdim)
+
+
+def _operands(a, b):
+    """Both as Tensors; a Python scalar takes the other one's dtype."""
+    if isinstance(a, Tensor):
+        return a, _operand(b, a)
+    if isinstance(b, Tensor):
+        return _operand(a, b), b
+    a = _wrap(_as_array(a))
+    return a, _operand(b, a)
 
 
 # ----------------------------------------------------------------------------
-# elementwise arithmetic (gradient formulas are PyTorch's, in its order)
+# elementwise arithmetic (gradient formulas are PyTorch's, in its op order)
 # ----------------------------------------------------------------------------
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return _binary(a, b, np.add, "add")
+        return _binary(np.add, "add", a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -545,7 +756,7 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return _binary(a, b, np.subtract, "sub")
+        return _binary(np.subtract, "sub", a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -555,8 +766,9 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
+        a, b = _promote(a, b)
         ctx.saved = (a, b)
-        return _binary(a, b, np.multiply, "mul")
+        return _binary(np.multiply, "mul", a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -568,16 +780,35 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
+        a, b = _promote(a, b)
+        if a.dtype.kind in "biu":  # true division of integers gives float32 (PyTorch)
+            a, b = a.astype(np.float32), b.astype(np.float32)
         ctx.saved = (a, b)
-        return _binary(a, b, np.divide, "div")
+        return _binary(np.divide, "div", a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
         ga = g / b if need_a else None
-        gb = -g * a / (b * b) if need_b else None
+        gb = -g * ((a / b) / b) if need_b else None
         return ga, gb
+
+
+class Reciprocal(Function):
+    """1 / a; PyTorch computes `c / t` as `reciprocal(t) * c`."""
+
+    @staticmethod
+    def forward(ctx, a):
+        if a.dtype.kind in "biu":
+            a = a.astype(np.float32)
+        ctx.out = np.reciprocal(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, g):
+        out = ctx.out
+        return (-g * (out * out),)
 
 
 class Neg(Function):
@@ -591,7 +822,7 @@ class Neg(Function):
 
 
 def _pow_forward(a: np.ndarray, k):
-    """PyTorch's CPU special cases for integral and half exponents (N5)."""
+    """`a ** k` with PyTorch's CPU special cases for some exponents (N5)."""
     if k == 2:
         return a * a
     if k == 3:
@@ -610,6 +841,8 @@ def _pow_forward(a: np.ndarray, k):
 
 
 class Pow(Function):
+    """`a ** k` for a Python number k."""
+
     @staticmethod
     def forward(ctx, a, k):
         ctx.saved = (a, k)
@@ -619,14 +852,17 @@ class Pow(Function):
     def backward(ctx, g):
         a, k = ctx.saved
         if k == 0:
-            return np.zeros_like(g), None
+            return np.zeros_like(a), None
         return g * (k * _pow_forward(a, k - 1)), None
 
 
 class PowTensor(Function):
+    """`a ** b` for two tensors (NumPy broadcasting)."""
+
     @staticmethod
     def forward(ctx, a, b):
-        out = _binary(a, b, np.power, "pow")
+        a, b = _promote(a, b)
+        out = _binary(np.power, "pow", a, b)
         ctx.saved = (a, b, out)
         return out
 
@@ -634,16 +870,39 @@ class PowTensor(Function):
     def backward(ctx, g):
         a, b, out = ctx.saved
         need_a, need_b = ctx.needs_input_grad
-        ga = g * (b * np.power(a, b - 1)) if need_a else None
-        if need_b:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gb = g * np.where((a == 0) & (b >= 0), 0, out * np.log(a))
-        else:
-            gb = None
+        zero = np.zeros((), g.dtype)
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if need_a:
+                ga = np.where(b == 0, zero, g * (b * np.power(a, b - 1)))
+            if need_b:
+                gb = g * np.where((a == 0) & (b >= 0), zero, out * np.log(a))
         return ga, gb
 
 
+class RPow(Function):
+    """`base ** t` for a Python number `base` (PyTorch's pow(Scalar, Tensor):
+    the gradient uses log(base) computed in double)."""
+
+    @staticmethod
+    def forward(ctx, base, t):
+        out = np.power(np.asarray(base, dtype=t.dtype), t)
+        ctx.saved = (base, t, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        base, t, out = ctx.saved
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d_out = out * float(np.log(np.float64(base)))
+        if base == 0:
+            d_out = np.where(t >= 0, np.zeros((), g.dtype), d_out)
+        return None, g * d_out
+
+
 class MatMul(Function):
+    """Batched matrix product with NumPy's `@` rules (1-D operands are vectors)."""
+
     @staticmethod
     def forward(ctx, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -653,26 +912,29 @@ class MatMul(Function):
         if k_a != k_b:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not "
                              f"aligned (inner dimensions {k_a} != {k_b})")
+        a, b = _promote(a, b)
         ctx.saved = (a, b)
-        return _binary(a, b, np.matmul, "matmul")
+        return _binary(np.matmul, "matmul", a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
+        # view vectors as matrices: a [..., n, k], b [..., k, m], g [..., n, m]
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g2 = g
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+        batch = g.shape[:g.ndim - (a.ndim > 1) - (b.ndim > 1)]
+        g2 = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))
         ga = gb = None
         if need_a:
-            ga = _unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape)
-            ga = ga.reshape(a.shape)
+            ga = _unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         if need_b:
-            gb = _unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape)
+            if b2.ndim == 2 and a2.ndim > 2:  # one GEMM over all batch rows, as PyTorch folds it
+                k, m = b2.shape
+                a_rows = np.broadcast_to(a2, g2.shape[:-1] + (k,)).reshape(-1, k)
+                gb = a_rows.T @ g2.reshape(-1, m)
+            else:
+                gb = _unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape)
             gb = gb.reshape(b.shape)
         return ga, gb
 
@@ -701,7 +963,8 @@ class Clone(Function):
 # ----------------------------------------------------------------------------
 # reductions
 # ----------------------------------------------------------------------------
-def _expand_back(g, shape, axes, keepdim):
+def _expand_back(g: np.ndarray, shape: tuple, axes, keepdim: bool) -> np.ndarray:
+    """The gradient of a reduction over `axes`, broadcast back to `shape`."""
     if axes is not None and not keepdim:
         g = np.expand_dims(g, axes)
     return np.broadcast_to(g, shape)
@@ -711,7 +974,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, a, axes, keepdim):
         ctx.saved = (a.shape, axes, keepdim)
-        return np.asarray(a.sum(axis=axes, keepdims=keepdim), dtype=a.dtype)
+        return np.asarray(a.sum(axis=axes, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, g):
@@ -722,43 +985,54 @@ class Sum(Function):
 class Mean(Function):
     @staticmethod
     def forward(ctx, a, axes, keepdim):
+        if a.dtype.kind not in "fc":
+            raise TypeError(f"mean: needs a floating point input, got {a.dtype} "
+                            f"(use .float() first)")
         ctx.saved = (a.shape, axes, keepdim)
-        return np.asarray(a.mean(axis=axes, keepdims=keepdim), dtype=a.dtype)
+        return np.asarray(a.mean(axis=axes, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, g):
         shape, axes, keepdim = ctx.saved
-        n = int(np.prod(shape)) if axes is None else int(np.prod([shape[i] for i in axes]))
-        return _expand_back(g / n, shape, axes, keepdim), None, None
+        n = math.prod(shape) if axes is None else math.prod(shape[i] for i in axes)
+        return _expand_back(g, shape, axes, keepdim) / n, None, None
 
 
-class MaxMin(Function):
-    """max/min over all elements (ties share the gradient, as in PyTorch) or
-    over one dim (the gradient goes to the first arg-extremum)."""
+class MaxMinAll(Function):
+    """max/min of all elements; tied elements share the gradient evenly (PyTorch)."""
 
     @staticmethod
-    def forward(ctx, a, dim, keepdim, is_max):
-        reduce = np.max if is_max else np.min
-        if dim is None:
-            out = reduce(a)
-            ctx.saved = (a, None, out, keepdim)
-            return np.asarray(out, dtype=a.dtype)
-        dim %= a.ndim
-        idx = (np.argmax if is_max else np.argmin)(a, axis=dim)
-        out = np.take_along_axis(a, np.expand_dims(idx, dim), dim)
-        ctx.saved = (a, dim, idx, keepdim)
+    def forward(ctx, a, is_max):
+        if a.size == 0:
+            raise ValueError(f"{'max' if is_max else 'min'}: the input is empty "
+                             f"(shape {a.shape}); give a dim")
+        out = np.asarray(a.max() if is_max else a.min())
+        ctx.saved = (a, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, out = ctx.saved
+        hit = np.isnan(a) if np.isnan(out) else a == out
+        return np.where(hit, g / np.count_nonzero(hit), np.zeros((), g.dtype)), None
+
+
+class MaxMinDim(Function):
+    """Values of max/min over `dim` at precomputed `indices` (keepdims-shaped);
+    the gradient goes to those positions only (PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, dim, indices, keepdim):
+        ctx.saved = (a.shape, dim, indices, keepdim)
+        out = np.take_along_axis(a, indices, dim)
         return out if keepdim else out.squeeze(dim)
 
     @staticmethod
     def backward(ctx, g):
-        a, dim, extra, keepdim = ctx.saved
-        if dim is None:
-            mask = a == extra
-            return (mask * (g / mask.sum())).astype(a.dtype), None, None, None
-        out = np.zeros_like(a)
-        g = g if keepdim else np.expand_dims(g, dim)
-        np.put_along_axis(out, np.expand_dims(extra, dim), g, dim)
-        return out, None, None, None
+        shape, dim, indices, keepdim = ctx.saved
+        grad = np.zeros(shape, g.dtype)
+        np.put_along_axis(grad, indices, g if keepdim else np.expand_dims(g, dim), dim)
+        return grad, None, None, None
 
 
 # ----------------------------------------------------------------------------
@@ -804,21 +1078,34 @@ class Expand(Function):
         return _unbroadcast(g, ctx.shape), None
 
 
+def _is_basic_index(index) -> bool:
+    """True for ints, slices, None and Ellipsis (no element is selected twice)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, slice)
+               or (isinstance(p, (int, np.integer)) and not isinstance(p, bool))
+               for p in parts)
+
+
 class GetItem(Function):
+    """NumPy indexing: ints, slices, None, Ellipsis, integer arrays, boolean masks."""
+
     @staticmethod
     def forward(ctx, a, index):
-        ctx.saved = (a.shape, a.dtype, index)
+        ctx.saved = (a.shape, index)
         try:
-            return a[index]
+            return np.asarray(a[index])
         except IndexError as e:
             raise IndexError(f"index {index!r} is invalid for shape {a.shape}: {e}") from None
 
     @staticmethod
     def backward(ctx, g):
-        shape, dtype, index = ctx.saved
-        out = np.zeros(shape, dtype=dtype)
-        np.add.at(out, index, g)
-        return out, None
+        shape, index = ctx.saved
+        grad = np.zeros(shape, g.dtype)
+        if _is_basic_index(index):
+            grad[index] = g
+        else:  # repeated integer indices accumulate
+            np.add.at(grad, index, g)
+        return grad, None
 
 
 class Stack(Function):
@@ -833,8 +1120,7 @@ class Stack(Function):
 
     @staticmethod
     def backward(ctx, g):
-        parts = np.moveaxis(g, ctx.dim, 0)
-        return (None, *parts)
+        return (None, *np.moveaxis(g, ctx.dim, 0))
 
 
 class Cat(Function):
@@ -853,29 +1139,41 @@ class Cat(Function):
         return (None, *np.split(g, np.cumsum(ctx.sizes)[:-1], axis=ctx.dim))
 
 
-def stack(tensors, dim: int = 0) -> Tensor:
+def _tensor_list(tensors, name: str):
     tensors = [t if isinstance(t, Tensor) else tensor(t) for t in tensors]
-    dim %= tensors[0].ndim + 1
-    return Stack.apply(dim, *tensors)
+    if not tensors:
+        raise ValueError(f"{name}: expects a non-empty list of tensors")
+    return tensors
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Join same-shape tensors along a new dim: n x [*] -> [*] with n inserted at `dim`."""
+    tensors = _tensor_list(tensors, "stack")
+    return Stack.apply(_dim(dim, tensors[0].ndim + 1), *tensors)
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
-    tensors = [t if isinstance(t, Tensor) else tensor(t) for t in tensors]
-    dim %= tensors[0].ndim
-    return Cat.apply(dim, *tensors)
+    """Join tensors along an existing dim."""
+    tensors = _tensor_list(tensors, "cat")
+    return Cat.apply(_dim(dim, tensors[0].ndim), *tensors)
 
 
-def split(t: Tensor, size, dim: int = 0):
-    """PyTorch's `split`: chunks of `size` along `dim` (or the listed sizes)."""
+def split(t: Tensor, split_size, dim: int = 0):
+    """PyTorch's `split`: chunks of `split_size` along `dim` (the last one may be
+    smaller), or chunks of the listed sizes."""
+    dim = _dim(dim, t.ndim)
     n = t.shape[dim]
-    sizes = list(size) if isinstance(size, (list, tuple)) else \
-        [min(size, n - i) for i in range(0, n, size)]
+    if isinstance(split_size, (list, tuple)):
+        sizes = list(split_size)
+    else:
+        if split_size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {split_size}")
+        sizes = [min(split_size, n - i) for i in range(0, n, split_size)]
     if sum(sizes) != n:
         raise ValueError(f"split: sizes {sizes} do not add up to {n} along dim {dim}")
     out, start = [], 0
     for s in sizes:
-        index = (slice(None),) * (dim % t.ndim) + (slice(start, start + s),)
-        out.append(t[index])
+        out.append(t[(slice(None),) * dim + (slice(start, start + s),)])
         start += s
     return tuple(out)
 
@@ -954,39 +1252,48 @@ class Sigmoid(Function):
 class Relu(Function):
     @staticmethod
     def forward(ctx, a):
-        ctx.mask = a > 0
-        return np.where(ctx.mask, a, np.zeros((), a.dtype))
+        ctx.out = np.maximum(a, 0)
+        return ctx.out
 
     @staticmethod
-    def backward(ctx, g):
-        return (np.where(ctx.mask, g, np.zeros((), g.dtype)),)
+    def backward(ctx, g):  # PyTorch's threshold_backward: zero where out <= 0
+        return (np.where(ctx.out <= 0, np.zeros((), g.dtype), g),)
 
 
 class Clamp(Function):
     @staticmethod
     def forward(ctx, a, lo, hi):
-        lo, hi = _raw(lo), _raw(hi)
-        mask = np.ones(a.shape, dtype=bool)
         out = a
         if lo is not None:
-            mask &= a >= lo
-            out = np.maximum(out, np.asarray(lo, dtype=a.dtype))
+            lo = np.asarray(lo, dtype=a.dtype)
+            out = np.maximum(out, lo)
         if hi is not None:
-            mask &= a <= hi
-            out = np.minimum(out, np.asarray(hi, dtype=a.dtype))
-        ctx.mask = mask
-        return out.astype(a.dtype, copy=False)
+            hi = np.asarray(hi, dtype=a.dtype)
+            out = np.minimum(out, hi)
+        ctx.saved = (a, lo, hi)
+        return out
 
     @staticmethod
-    def backward(ctx, g):
-        return g * ctx.mask, None, None
+    def backward(ctx, g):  # PyTorch: grad where lo <= a <= hi, else 0
+        a, lo, hi = ctx.saved
+        inside = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            inside &= a >= lo
+        if hi is not None:
+            inside &= a <= hi
+        return np.where(inside, g, np.zeros((), g.dtype)), None, None
 
 
 class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
+        a, b = _promote(a, b)
         ctx.cond = cond
-        return _binary(a, b, lambda x, y: np.where(cond, x, y), "where")
+        try:
+            return np.where(cond, a, b)
+        except ValueError:
+            raise ValueError(f"where: shapes {np.shape(cond)} (condition), {a.shape} and "
+                             f"{b.shape} cannot be broadcast together") from None
 
     @staticmethod
     def backward(ctx, g):
@@ -997,35 +1304,38 @@ class Where(Function):
 
 
 class MaximumMinimum(Function):
-    """Elementwise max/min; ties split the gradient in halves (PyTorch)."""
+    """Elementwise max/min; ties give each side half the gradient (PyTorch)."""
 
     @staticmethod
     def forward(ctx, a, b, is_max):
+        a, b = _promote(a, b)
         ctx.saved = (a, b, is_max)
-        return _binary(a, b, np.maximum if is_max else np.minimum,
-                       "maximum" if is_max else "minimum")
+        return _binary(np.maximum if is_max else np.minimum,
+                       "maximum" if is_max else "minimum", a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b, is_max = ctx.saved
-        wins = (a > b) if is_max else (a < b)
-        share = wins + 0.5 * (a == b)
-        return (g * share).astype(g.dtype), (g * (1 - share)).astype(g.dtype), None
+        shared = np.where(a == b, g / 2, g)
+        zero = np.zeros((), g.dtype)
+        a_loses, b_loses = (a < b, a > b) if is_max else (a > b, a < b)
+        return np.where(a_loses, zero, shared), np.where(b_loses, zero, shared), None
 
 
 def where(cond, a, b) -> Tensor:
-    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
-    if like is None:
-        like = Tensor._wrap(_as_array(a))
-    return Where.apply(_raw(cond), _operand(a, like), _operand(b, like))
+    """Elementwise `a` where `cond` else `b` (all broadcast together)."""
+    a, b = _operands(a, b)
+    return Where.apply(np.asarray(_raw(cond), dtype=bool), a, b)
 
 
 def maximum(a, b) -> Tensor:
-    return MaximumMinimum.apply(a, _operand(b, a), True)
+    a, b = _operands(a, b)
+    return MaximumMinimum.apply(a, b, True)
 
 
 def minimum(a, b) -> Tensor:
-    return MaximumMinimum.apply(a, _operand(b, a), False)
+    a, b = _operands(a, b)
+    return MaximumMinimum.apply(a, b, False)
 
 
 # ----------------------------------------------------------------------------
@@ -1041,20 +1351,16 @@ def as_tensor(data, dtype=None) -> Tensor:
     return data if isinstance(data, Tensor) and dtype is None else Tensor(data, dtype)
 
 
-def _dims(shape):
-    return _shape_arg(shape)
-
-
 def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor(np.zeros(_dims(shape), dtype), requires_grad=requires_grad)
+    return Tensor(np.zeros(_shape_arg(shape), dtype), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor(np.ones(_dims(shape), dtype), requires_grad=requires_grad)
+    return Tensor(np.ones(_shape_arg(shape), dtype), requires_grad=requires_grad)
 
 
 def full(shape, value, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor(np.full(_dims((shape,)), value, dtype), requires_grad=requires_grad)
+    return Tensor(np.full(_shape_arg((shape,)), value, dtype), requires_grad=requires_grad)
 
 
 def zeros_like(t: Tensor, dtype=None) -> Tensor:
@@ -1067,10 +1373,10 @@ def ones_like(t: Tensor, dtype=None) -> Tensor:
 
 def rand(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
     """Uniform [0, 1) from the library generator (see `manual_seed`)."""
-    data = _generator.random(_dims(shape), dtype=np.float64).astype(dtype)
+    data = _generator.random(_shape_arg(shape), dtype=np.float64).astype(dtype)
     return Tensor(data, requires_grad=requires_grad)
 
 
 def randn(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
-    data = _generator.standard_normal(_dims(shape)).astype(dtype)
+    data = _generator.standard_normal(_shape_arg(shape)).astype(dtype)
     return Tensor(data, requires_grad=requires_grad)
