@@ -407,3 +407,7 @@ def from_torch(module, backend: str | None = None) -> Module:
         raise NotImplementedError("from_torch: unsupported modules: " + ", ".join(unsupported))
     _copy_state(module, twin)
     return twin
+
+
+# NIR import/export lives in refsnn.nirgraph (needs the `nir` extra only when called)
+from .nirgraph import from_nir, to_nir  # noqa: E402,F401
