@@ -569,3 +569,85 @@ def test_lif_style_recurrence_gradients_are_bit_exact_with_torch():
     xt = torch.tensor(x, requires_grad=True)
     lif_loss(torch, HeavisideTorch.apply, xt, torch.tensor(w_s), torch.tensor(w_v)).backward()
     np.testing.assert_array_equal(xr.grad.data, xt.grad.numpy())
+
+
+def test_comparison_with_a_python_float_happens_in_float32_like_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([0.1, 0.3, 1 / 3], dtype=np.float32)
+    for threshold in (0.1, 0.3, 1 / 3):
+        np.testing.assert_array_equal((rs.tensor(x) >= threshold).data,
+                                      (torch.tensor(x) >= threshold).numpy())
+        np.testing.assert_array_equal((rs.tensor(x) == threshold).data,
+                                      (torch.tensor(x) == threshold).numpy())
+
+
+class ScaledCopy(Function):
+    """y = x * k for a non-tensor k, recording what forward saw."""
+
+    @staticmethod
+    def forward(ctx, x, k, flag):
+        ctx.k = k
+        ctx.seen = (type(x), k, flag, ctx.needs_input_grad)
+        ScaledCopy.last_ctx = ctx
+        return x * k
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.k, None, None
+
+
+def test_function_protocol_arrays_in_flags_and_pass_through_arguments():
+    x = rs.tensor([1.0, 2.0], requires_grad=True)
+    y = ScaledCopy.apply(x, 3.0, "keep")
+    assert ScaledCopy.last_ctx.seen == (np.ndarray, 3.0, "keep", (True, False, False))
+    assert y.grad_fn is ScaledCopy.last_ctx and "ScaledCopy" in repr(y.grad_fn)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+    with rs.no_grad():
+        z = ScaledCopy.apply(x, 2.0, None)
+    assert not z.requires_grad and ScaledCopy.last_ctx.seen[3] == (False, False, False)
+
+
+def test_function_returning_the_wrong_number_of_gradients_is_named():
+    class Broken(Function):
+        @staticmethod
+        def forward(ctx, x, k):
+            return x * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return (g,)
+
+    with pytest.raises(RuntimeError, match=r"Broken.backward returned 1 gradients for 2"):
+        Broken.apply(rs.tensor([1.0], requires_grad=True), 2.0).sum().backward()
+
+
+def test_function_gradient_of_an_impossible_shape_is_named():
+    class WrongShape(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return (np.ones(5),)
+
+    with pytest.raises(RuntimeError, match=r"WrongShape.backward: gradient 0.*\(5,\).*\(2,\)"):
+        WrongShape.apply(rs.tensor([1.0, 2.0], requires_grad=True)).sum().backward()
+
+
+def test_function_forward_must_return_one_array():
+    class TwoOutputs(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x, x
+
+    with pytest.raises(TypeError, match="TwoOutputs.forward must return one array"):
+        TwoOutputs.apply(rs.tensor([1.0]))
+
+
+def test_iterating_yields_rows_and_refuses_0dim():
+    rows = list(rs.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert [r.tolist() for r in rows] == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(TypeError, match="0-d"):
+        list(rs.tensor(1.0))
