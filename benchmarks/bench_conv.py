@@ -1,18 +1,20 @@
 """refsnn / PyTorch CPU time for conv2d and linear, forward + backward, float32.
 
-Both run in this process with 2 threads (OpenBLAS for NumPy, torch's intra-op
-pool). Runs are interleaved (refsnn, torch, refsnn, ...) after a warm-up so
+Both run in this process with the same number of threads (OpenBLAS for NumPy,
+torch's intra-op pool; 2 by default). Runs are interleaved (refsnn, torch, refsnn, ...) after a warm-up so
 that load from other processes hits both alike; the figure is the median of
 the per-pair ratios. Target: conv2d ratio <= 1.5.
 
-    python benchmarks/bench_conv.py [--repeat 15]
+    python benchmarks/bench_conv.py [--repeat 15] [--threads 2]
 """
+import argparse
 import os
+import sys
+import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")  # before NumPy loads OpenBLAS
-
-import argparse  # noqa: E402
-import time  # noqa: E402
+if __name__ == "__main__":  # the BLAS thread count must be set before NumPy loads
+    _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "2"
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = _threads
 
 import numpy as np  # noqa: E402
 
@@ -65,6 +67,8 @@ def _case(name, fn_rs, fn_torch, arrays, repeat):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for NumPy's BLAS and for torch (default 2)")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -72,13 +76,13 @@ def main(argv=None) -> int:
     except ImportError:
         print("bench_conv needs torch (pip install 'refsnn[conformance]')")
         return 2
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
 
     def f32(*shape):
         return rng.standard_normal(shape).astype(np.float32)
 
-    print("forward + backward, float32, 2 threads, median of interleaved runs")
+    print(f"forward + backward, float32, {args.threads} thread(s), median of interleaved runs")
     ratio = _case("conv2d 3x3 pad 1, [32, 16, 32, 32] -> 32 channels",
                   lambda x, w, b: ops.conv2d(x, w, b, padding=1),
                   lambda x, w, b: F.conv2d(x, w, b, padding=1),

@@ -12,12 +12,12 @@ existing ones). Shapes use PyTorch's layout, channels first:
 
 How the 2-D window ops work: the input is padded once, and a window op is
 split into one strided view of the padded input per kernel offset `(i, j)`
-(`_Grid.view`). Convolution copies those k*k views into an im2col matrix
-`[N, C*kh*kw, Ho*Wo]` (one copy per offset, not per pixel) and multiplies it
-by the weight matrix with one BLAS GEMM; its input gradient is the reverse
-(GEMM, then k*k strided adds: col2im). To keep the im2col matrix in cache and
-out of memory, batches are processed in chunks of a few images, and backward
-rebuilds the chunk instead of saving the whole matrix.
+(`_Grid.view`). Convolution copies those k*k views into a channel-major
+im2col matrix `[C*kh*kw, N*Ho*Wo]` (one copy per offset, not per pixel) and
+multiplies the weight matrix `[O, C*kh*kw]` by it with one BLAS GEMM; its input
+gradient is the reverse (GEMM, then k*k strided adds: col2im). To keep the
+im2col matrix in cache and out of memory, the batch is processed in chunks of
+a few images, and backward rebuilds each chunk instead of saving the matrix.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ __all__ = ["linear", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
 
 # im2col is built for this many bytes' worth of images at a time (one image at
 # least): big enough for efficient GEMMs, small enough to stay in cache.
-_IM2COL_CHUNK_BYTES = 1 << 20
+_IM2COL_CHUNK_BYTES = 2 << 20
 
 
 # ----------------------------------------------------------------------------
@@ -172,15 +172,17 @@ def _conv_chunks(n: int, cols_bytes_per_image: int):
 
 
 def _im2col(xp: np.ndarray, grid: _Grid, cols: np.ndarray) -> None:
-    """Fill `cols: [n, C, kh, kw, Ho, Wo]` from padded images `xp: [n, C, Hp, Wp]`."""
+    """Fill `cols: [C, kh, kw, n, Ho, Wo]` from padded images `xp: [n, C, Hp, Wp]`
+    (channel-major, so that `cols` reshaped to `[C*kh*kw, n*Ho*Wo]` is the
+    right operand of one GEMM for the whole chunk)."""
     for i, j in grid.offsets():
-        cols[:, :, i, j] = grid.view(xp, i, j)
+        cols[:, i, j] = grid.view(xp, i, j).transpose(1, 0, 2, 3)
 
 
 def _col2im(gcols: np.ndarray, grid: _Grid, gxp: np.ndarray) -> None:
-    """Add `gcols: [n, C, kh, kw, Ho, Wo]` back onto `gxp: [n, C, Hp, Wp]`."""
+    """Add `gcols: [C, kh, kw, n, Ho, Wo]` back onto `gxp: [n, C, Hp, Wp]`."""
     for i, j in grid.offsets():
-        grid.view(gxp, i, j)[...] += gcols[:, :, i, j]
+        grid.view(gxp, i, j)[...] += gcols[:, i, j].transpose(1, 0, 2, 3)
 
 
 class Conv2d(Function):
@@ -188,6 +190,7 @@ class Conv2d(Function):
 
     forward(x: [N, C, H, W], weight: [O, C/G, kh, kw], bias: [O] | None,
     pads: (top, bottom, left, right), grid: _Grid, groups) -> [N, O, Ho, Wo].
+    Per chunk of n images: `[G, O/G, C/G*kh*kw] @ [G, C/G*kh*kw, n*Ho*Wo]`.
     """
 
     @staticmethod
@@ -196,17 +199,19 @@ class Conv2d(Function):
         o, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
         ho, wo = grid.out
         xp = _padded(x, pads)
-        w_mat = weight.reshape(groups, o // groups, -1)  # [G, O/G, C/G*kh*kw]
-        out = np.empty((n, o, ho * wo), dtype=x.dtype)
-        cols = np.empty((n, c, kh, kw, ho, wo), dtype=x.dtype)
-        for a, b in _conv_chunks(n, cols[0].nbytes):
-            _im2col(xp[a:b], grid, cols[a:b])
-            np.matmul(w_mat, cols[a:b].reshape(b - a, groups, -1, ho * wo),
-                      out=out[a:b].reshape(b - a, groups, o // groups, ho * wo))
+        w_mat = weight.reshape(groups, o // groups, -1)
+        out = np.empty((n, o, ho, wo), dtype=x.dtype)
+        chunks = _conv_chunks(n, c * kh * kw * ho * wo * x.itemsize)
+        cols = np.empty((c, kh, kw, chunks[0][1], ho, wo), dtype=x.dtype)
+        for a, b in chunks:
+            chunk = cols[:, :, :, :b - a]
+            _im2col(xp[a:b], grid, chunk)
+            y = np.matmul(w_mat, chunk.reshape(groups, -1, (b - a) * ho * wo))
+            y = y.reshape(o, b - a, ho, wo)
+            if bias is not None:
+                y += bias[:, None, None, None]
+            out[a:b] = y.transpose(1, 0, 2, 3)
         ctx.saved = (xp, weight, x.shape, pads, grid, groups)
-        out = out.reshape(n, o, ho, wo)
-        if bias is not None:
-            out += bias[:, None, None]
         return out
 
     @staticmethod
@@ -217,22 +222,22 @@ class Conv2d(Function):
         o, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
         ho, wo = grid.out
         w_mat = weight.reshape(groups, o // groups, -1)
-        g_mat = g.reshape(n, groups, o // groups, ho * wo)
         chunks = _conv_chunks(n, c * kh * kw * ho * wo * xp.itemsize)
-        buf_shape = (chunks[0][1], c, kh, kw, ho, wo)
-        cols = np.empty(buf_shape, dtype=xp.dtype) if need_w else None
-        gcols = np.empty(buf_shape, dtype=xp.dtype) if need_x else None
+        cols = np.empty((c, kh, kw, chunks[0][1], ho, wo), dtype=xp.dtype) if need_w else None
         gw = np.zeros(w_mat.shape, dtype=xp.dtype) if need_w else None
         gxp = np.zeros(xp.shape, dtype=xp.dtype) if need_x else None
         for a, b in chunks:
+            # the chunk's output gradient, channel-major: [G, O/G, n*Ho*Wo]
+            g_mat = np.ascontiguousarray(g[a:b].transpose(1, 0, 2, 3))
+            g_mat = g_mat.reshape(groups, o // groups, -1)
             if need_w:
-                _im2col(xp[a:b], grid, cols[:b - a])
-                cols_mat = cols[:b - a].reshape(b - a, groups, -1, ho * wo)
-                gw += np.matmul(g_mat[a:b], cols_mat.swapaxes(-1, -2)).sum(0)
+                chunk = cols[:, :, :, :b - a]
+                _im2col(xp[a:b], grid, chunk)
+                cols_mat = chunk.reshape(groups, -1, (b - a) * ho * wo)
+                gw += np.matmul(g_mat, cols_mat.swapaxes(-1, -2))
             if need_x:
-                np.matmul(w_mat.swapaxes(-1, -2), g_mat[a:b],
-                          out=gcols[:b - a].reshape(b - a, groups, -1, ho * wo))
-                _col2im(gcols[:b - a], grid, gxp[a:b])
+                gcols = np.matmul(w_mat.swapaxes(-1, -2), g_mat)
+                _col2im(gcols.reshape(c, kh, kw, b - a, ho, wo), grid, gxp[a:b])
         gx = _unpadded(gxp, pads, x_shape) if need_x else None
         gw = gw.reshape(weight.shape) if need_w else None
         gb = g.sum((0, 2, 3)) if need_b else None
