@@ -5,11 +5,11 @@ simulation of the same network (docs/nir.md, "snnTorch").
 snnTorch exports with a fixed dt = 1e-4 and writes `v_reset = 0` while its
 default reset subtracts the threshold, so the graph is imported with
 `dt=1e-4, reset='soft'`. With `reset_delay=False` snnTorch resets in the step
-that fires, which is the executor's rule: spikes agree and potentials agree up
-to float32 rounding (snnTorch multiplies by beta; the executor uses
-`1 - 1/k` or `/k` with `k = tau/dt` from the exported float32 tau). With its default `reset_delay=True` the
-subtraction lands one step late and undecayed, so the runs differ (pinned
-below).
+that fires, which is the executor's rule: spikes agree and potentials agree
+up to float32 rounding (snnTorch multiplies by beta; the executor uses
+`1 - 1/k` or `/k` with `k = tau/dt` from the exported float32 tau). With its
+default `reset_delay=True` the subtraction lands one step late and
+undecayed, so the runs differ (pinned below).
 """
 import numpy as np
 import pytest
@@ -21,7 +21,6 @@ pytest.importorskip("nirtorch")
 from snntorch.export_nir import export_to_nir  # noqa: E402
 
 import refsnn as rs  # noqa: E402
-from refsnn import functional  # noqa: E402
 from refsnn.nirgraph import from_nir  # noqa: E402
 
 DT = 1e-4   # snnTorch's export time step

@@ -12,9 +12,7 @@ from refsnn import containers, functional, layers, neuron_dynamics as nd, neuron
 
 nir = pytest.importorskip("nir")
 from refsnn.nirgraph import from_nir, to_nir  # noqa: E402
-
-RNG = np.random.default_rng(1234)
-
+from refsnn.nirgraph.importer import infer_shape  # noqa: E402
 
 def _seq(shape, scale=1.0, dtype=np.float32, seed=0):
     return (np.random.default_rng(seed).normal(size=shape) * scale).astype(dtype)
@@ -187,10 +185,7 @@ def _node_graph(kind):
                                 end_dim=2), (2, 5, 6)),
     }
     node, shape = conv[kind]
-    out = infer = None
-    from refsnn.nirgraph.importer import infer_shape
-    infer = infer_shape(node, shape)
-    out = nir.Output(output_type=np.array(infer))
+    out = nir.Output(output_type=np.array(infer_shape(node, shape)))
     nodes = {"in": nir.Input(input_type=np.array(shape)), "node": node, "out": out}
     return nir.NIRGraph(nodes, [("in", "node"), ("node", "out")], type_check=False), shape, dt
 
@@ -391,11 +386,13 @@ def _numpy_lif_step(x, v, p, dt):
 
 
 def test_recurrent_edge_has_one_step_delay():
+    """The back edge carries last step's value; at step 0 the recurrent Affine
+    sees silent (zero) spikes and gives its bias."""
     dt, n = 1e-3, 3
-    w_in, w_rec = _u((n, 2), -1, 2, 30), _u((n, n), -1, 1, 31)
+    w_in, w_rec, b_rec = _u((n, 2), -1, 2, 30), _u((n, n), -1, 1, 31), _u((n,), -.3, .3, 34)
     p = _lif_params(n, 32)
     nodes = {"x": nir.Input(input_type=np.array([2])), "fc": nir.Linear(weight=w_in),
-             "lif": nir.LIF(**p), "rec": nir.Linear(weight=w_rec),
+             "lif": nir.LIF(**p), "rec": nir.Affine(weight=w_rec, bias=b_rec),
              "y": nir.Output(output_type=np.array([n]))}
     edges = [("x", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "y")]
     net = from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt, dtype=np.float64)
@@ -403,19 +400,23 @@ def test_recurrent_edge_has_one_step_delay():
     x = _seq((15, 2, 2), scale=2., dtype=np.float64, seed=33)
     with rs.no_grad():
         got = net(rs.tensor(x)).data
-    v, s_prev, want = np.zeros((2, n)), np.zeros((2, n)), []
+    v, s_prev, want, want_v = np.zeros((2, n)), np.zeros((2, n)), [], []
     for t in range(15):
-        drive = x[t] @ w_in.T + s_prev @ w_rec.T
+        drive = x[t] @ w_in.T + (s_prev @ w_rec.T + b_rec)
         s_prev, v = _numpy_lif_step(drive, v, p, dt)
         want.append(s_prev)
+        want_v.append(v)
     np.testing.assert_array_equal(got, np.stack(want))
     assert np.any(got)
     # step mode 's' with state carried between calls
     single = from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt, step_mode="s",
                       dtype=np.float64)
+    lif, steps = single.node_modules["lif"], []
     with rs.no_grad():
-        steps = np.stack([single(rs.tensor(x[t])).data for t in range(15)])
-    np.testing.assert_array_equal(steps, got)
+        for t in range(15):
+            steps.append(single(rs.tensor(x[t])).data)
+            np.testing.assert_allclose(lif.v.data, want_v[t], rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(np.stack(steps), got)
 
 
 def test_skip_connection_sums_inputs_and_layer_by_layer_equals_step_by_step():
