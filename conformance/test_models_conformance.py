@@ -15,6 +15,7 @@ for real with the same weights and inputs.
 - With ReLU for the neuron, the models are torchvision's ANNs: ANN weights load
   and give the ANN's outputs.
 """
+import inspect
 import sys
 import types
 
@@ -69,6 +70,35 @@ def sj_builder(name: str):
 
 def layout_of(state):
     return [(k, tuple(v.shape)) for k, v in state.items()]
+
+
+# ----------------------------------------------------------------------------
+# names and signatures
+# ----------------------------------------------------------------------------
+def signature(fn):
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+@pytest.mark.parametrize("module", sorted(SJ))
+def test_builders_and_classes_have_spikingjellys_names_and_signatures(module):
+    """Every builder and model class of SpikingJelly's module exists in
+    refsnn.models with the same parameters, kinds and defaults."""
+    from refsnn.models import sew_resnet, spiking_resnet, spiking_vgg
+    ours = {"spiking_resnet": spiking_resnet, "sew_resnet": sew_resnet,
+            "spiking_vgg": spiking_vgg}[module]
+    names = [n for n in SJ[module].__all__ if not n.startswith("_")]
+    assert len(names) >= 18
+    for name in names:
+        theirs, mine = getattr(SJ[module], name), getattr(ours, name)
+        if inspect.isclass(theirs):
+            theirs, mine = theirs.__init__, mine.__init__
+        assert signature(mine) == signature(theirs), name
+        if not name[0].isupper():
+            assert getattr(models, name) is getattr(ours, name), name
+    for block in ("BasicBlock", "MultiStepBasicBlock", "Bottleneck", "MultiStepBottleneck"):
+        if hasattr(SJ[module], block):
+            assert signature(getattr(ours, block).__init__) == \
+                signature(getattr(SJ[module], block).__init__), block
 
 
 # ----------------------------------------------------------------------------

@@ -266,6 +266,11 @@ def test_sew_function_truth_tables(cnf, expected):
     np.testing.assert_array_equal(sew_resnet.sew_function(identity, out, cnf).data, expected)
 
 
+def test_sew_function_refuses_other_connections():
+    with pytest.raises(NotImplementedError, match="cnf must be one of"):
+        sew_resnet.sew_function(rs.zeros(2), rs.zeros(2), "OR")
+
+
 # ----------------------------------------------------------------------------
 # bad input
 # ----------------------------------------------------------------------------

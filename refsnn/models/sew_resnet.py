@@ -47,14 +47,15 @@ CONNECTIONS = ("ADD", "AND", "IAND")
 
 def sew_function(x, y, cnf: str):
     """Join spike tensors of one shape: 'ADD' `x + y`, 'AND' `x * y`,
-    'IAND' `x * (1 - y)`."""
+    'IAND' `x * (1 - y)`; anything else raises NotImplementedError (as in
+    SpikingJelly)."""
     if cnf == "ADD":
         return x + y
     if cnf == "AND":
         return x * y
     if cnf == "IAND":
         return x * (1. - y)
-    raise ValueError(f"sew_function: cnf must be one of {CONNECTIONS}, got {cnf!r}")
+    raise NotImplementedError(f"sew_function: cnf must be one of {CONNECTIONS}, got {cnf!r}")
 
 
 def _check_cnf(owner, cnf) -> None:
