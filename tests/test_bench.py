@@ -239,3 +239,16 @@ def test_quick_run_end_to_end(tmp_path, capsys):
     assert {r["candidate"] for r in data["rows"]} >= {"numpy", "numpy-fused"}
     assert all(r["error"] is None and len(r["times_s"]) == 1 for r in data["rows"])
     assert "lif-fwdbwd-T4-N1e3" in capsys.readouterr().out
+
+
+def test_profile_lists_the_candidates_functions(tmp_path):
+    calls = []
+    case = _fake_case("c", calls, labels=("ref", "a"))
+    rows = runner.time_case(case, case.candidates(), repeats=1, warmup=0, bandwidth=None,
+                            progress=_Silent(), measure_memory=False, profile=True)
+    assert all("ncalls" in r.profile and "run" in r.profile for r in rows)
+    data = {"command": "x", "environment": {"cpus": 1, "load_before": "0", "load_after": "0"},
+            "repeats": 1, "warmup": 0, "bandwidth": {}, "interrupted": False, "rows": rows}
+    written = report.write_reports(data, tmp_path)
+    assert "## c / a" in (tmp_path / "profiles.md").read_text()
+    assert tmp_path / "profiles.md" in written

@@ -3,9 +3,10 @@
 
     refsnn bench [--cases NAME|GLOB ...] [--quick] [--repeats 5] [--warmup 1]
                  [--out DIR] [--list] [--t T ...] [--n N ...]
-                 [--backends numpy,numpy-fused,opencl] [--reference cd|ab]
+                 [--backends numpy,numpy-fused,opencl] [--reference cd|ab] [--profile]
 
-Writes DIR/bench.json, DIR/bench.md and, with matplotlib, DIR/bench_neurons.png.
+Writes DIR/bench.json, DIR/bench.md, with matplotlib DIR/bench_neurons.png, and
+with --profile DIR/profiles.md.
 Exit codes: 0 done, 2 bad usage or input (before any timing), 130 interrupted
 by Ctrl-C (the rows finished so far are written).
 """
@@ -64,6 +65,9 @@ def parser() -> argparse.ArgumentParser:
                    help="neuron cases: values of N (default 1e3 1e4 1e5 1e6)")
     p.add_argument("--backends", help="refsnn backends to time, comma-separated "
                                       "(default: every usable one)")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one extra call of each candidate (cProfile top "
+                        "entries, in DIR/profiles.md)")
     p.add_argument("--reference", default="cd", choices=("cd", "ab"),
                    help="SpikingJelly API of the reference neurons (default cd: "
                         "clock_driven MultiStep*Node, the faster of the two here)")
@@ -136,7 +140,7 @@ def main(argv=None) -> int:
         report["bandwidth"] = measure_bandwidth(16 << 20 if args.quick else 64 << 20)
         result = run_cases(chosen, args.repeats, args.warmup, report["bandwidth"]["best"],
                            Progress(sum((args.warmup + args.repeats) * c.n_candidates()
-                                        for c in chosen)))
+                                        for c in chosen)), profile=args.profile)
         report["rows"], report["interrupted"] = result.rows, result.interrupted
     except KeyboardInterrupt:
         report["interrupted"] = True

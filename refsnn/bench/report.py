@@ -197,8 +197,8 @@ def plot_neurons(rows: list, path: Path) -> bool:
 
 
 def write_reports(report: dict, out_dir: Path) -> list:
-    """Write bench.json, bench.md and (if possible) bench_neurons.png into
-    `out_dir`; return the paths written."""
+    """Write bench.json, bench.md, bench_neurons.png (with matplotlib) and
+    profiles.md (rows with a profile) into `out_dir`; return the paths written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [asdict(r) if not isinstance(r, dict) else r for r in report["rows"]]
@@ -212,5 +212,12 @@ def write_reports(report: dict, out_dir: Path) -> list:
     written.append(path)
     path = out_dir / "bench_neurons.png"
     if plot_neurons(rows, path):
+        written.append(path)
+    profiled = [r for r in rows if r.get("profile")]
+    if profiled:
+        path = out_dir / "profiles.md"
+        path.write_text("# cProfile of one call per candidate (top entries by own time)\n\n"
+                        + "".join(f"## {r['case']} / {r['candidate']}\n\n```\n{r['profile']}\n"
+                                  f"```\n\n" for r in profiled))
         written.append(path)
     return written

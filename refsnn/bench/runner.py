@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Row", "Progress", "time_case", "run_cases", "peak_memory", "measure_bandwidth",
-           "RunResult"]
+__all__ = ["Row", "Progress", "time_case", "run_cases", "peak_memory", "profile_top",
+           "measure_bandwidth", "RunResult"]
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Row:
     peak_bytes: peak resident memory above the level before one extra
         (untimed) call; None where it cannot be read.
     error: a one-line reason when the candidate failed (no times then).
+    profile: cProfile's top entries of one extra call (with `profile=True`).
     """
 
     case: str
@@ -46,6 +47,7 @@ class Row:
     bandwidth_fraction: float | None = None
     peak_bytes: int | None = None
     error: str | None = None
+    profile: str | None = None
 
 
 @dataclass
@@ -92,6 +94,20 @@ def peak_memory(fn) -> int | None:
     if before is None or peak is None:
         return None
     return max(0, peak - before) * 1024
+
+
+def profile_top(fn, entries: int = 15) -> str:
+    """cProfile's `entries` most expensive functions (by own time) of one `fn()`."""
+    import cProfile
+    import io
+    import pstats
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(entries)
+    lines = text.getvalue().strip().splitlines()
+    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    return "\n".join([lines[0].strip()] + lines[start:])
 
 
 # ----------------------------------------------------------------------------
@@ -173,10 +189,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 def time_case(case, candidates: list, repeats: int, warmup: int, bandwidth: float | None,
-              progress: Progress, measure_memory: bool = True) -> list:
+              progress: Progress, measure_memory: bool = True, profile: bool = False) -> list:
     """Rows for one case: `candidates` is a list of `Candidate`s (see
     `cases.Candidate`), the reference first. A candidate that raises (other
-    than KeyboardInterrupt) gets a row with its error and drops out."""
+    than KeyboardInterrupt) gets a row with its error and drops out. Memory
+    and profile come from extra calls after the timed rounds."""
     rows = [Row(case.name, case.group, c.label, c.is_reference, dict(case.params))
             for c in candidates]
     live = list(range(len(candidates)))
@@ -208,6 +225,8 @@ def time_case(case, candidates: list, repeats: int, warmup: int, bandwidth: floa
         rows[i].median_s = float(np.median(rows[i].times_s)) if rows[i].times_s else None
         if measure_memory:
             rows[i].peak_bytes = peak_memory(candidates[i].run)
+        if profile:
+            rows[i].profile = profile_top(candidates[i].run)
     ref = next((r for r in rows if r.is_reference and r.median_s), None)
     for row in rows:
         if row.median_s is None:
@@ -236,7 +255,8 @@ def summary_line(case, rows: list) -> str:
 
 
 def run_cases(cases: list, repeats: int, warmup: int, bandwidth: float | None,
-              progress: Progress | None = None, measure_memory: bool = True) -> RunResult:
+              progress: Progress | None = None, measure_memory: bool = True,
+              profile: bool = False) -> RunResult:
     """Time `cases` one after the other. Ctrl-C stops the run and returns the
     rows of the cases that finished, with `interrupted=True`."""
     if progress is None:
@@ -247,7 +267,7 @@ def run_cases(cases: list, repeats: int, warmup: int, bandwidth: float | None,
             candidates = case.candidates()
             try:
                 rows = time_case(case, candidates, repeats, warmup, bandwidth, progress,
-                                 measure_memory)
+                                 measure_memory, profile)
             finally:
                 del candidates   # free the case's inputs before the next one
             result.rows.extend(rows)
