@@ -10,5 +10,5 @@ from .autograd import (Tensor, Function, no_grad, enable_grad, is_grad_enabled, 
                        as_tensor, zeros, ones, zeros_like, ones_like, full, rand, randn,
                        manual_seed, stack, cat, where, maximum, minimum)
 from . import (module, ops, layers, surrogate, neurons, containers, functional, optim,
-               testing)
+               testing, interop, models, checkpoints)
 from .module import Module, Parameter, MemoryModule

@@ -37,7 +37,9 @@ from .containers import StepModule
 from .functional import seq_to_ann_forward
 from .module import Module
 
-__all__ = ["from_torch", "StepModeLayer", "step_mode_layer"]
+__all__ = ["from_torch", "StepModeLayer", "step_mode_layer", "from_nir", "to_nir",
+           "save_npz", "load_npz", "save_safetensors", "load_safetensors",
+           "load_torch_state_dict", "load_checkpoint", "convert_keys", "CheckpointError"]
 
 
 # ----------------------------------------------------------------------------
@@ -409,5 +411,8 @@ def from_torch(module, backend: str | None = None) -> Module:
     return twin
 
 
-# NIR import/export lives in refsnn.nirgraph (needs the `nir` extra only when called)
-from .nirgraph import from_nir, to_nir  # noqa: E402,F401
+# Weight files (never unpickled) live in refsnn.checkpoints; NIR import/export in
+# refsnn.nirgraph (it needs the `nir` extra only when called).
+from .checkpoints import (CheckpointError, convert_keys, load_checkpoint, load_npz,  # noqa: E402
+                          load_safetensors, load_torch_state_dict, save_npz, save_safetensors)
+from .nirgraph import from_nir, to_nir  # noqa: E402
