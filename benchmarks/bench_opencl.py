@@ -6,14 +6,18 @@ Prints, all measured in this run:
 - SpikingJelly 0.0.0.0.14 `LIFNode(step_mode='m', backend='torch')` (torch
   with 2 threads), forward + backward of `spikes.sum()`, float32;
 - refsnn `LIFNode(step_mode='m', backend='opencl')`, the same, end to end
-  (host arrays in and out), and its parts: kernels, and host<->device copies;
+  (NumPy arrays in and out), and its parts: the two kernel launches and the
+  host<->device transfers (none on a CPU device, where buffers wrap the NumPy
+  arrays and the kernels write fresh host memory directly);
 - the practical bandwidth limit: GB/s of a single-pass OpenCL kernel that
-  reads one array and writes two, and the neuron kernels' GB/s as a share of
-  it (forward reads x and writes spikes, v_seq, h_seq; backward reads h_seq
-  and grad_spike and writes grad_x);
+  reads one array and writes two, and the neuron kernels' GB/s on device
+  buffers as a share of it (forward reads x and writes spikes, v_seq, h_seq;
+  backward reads h_seq and grad_spike and writes grad_x);
 - the first call's latency in fresh processes, with the pyopencl and PoCL
-  caches off (cold) and on (warm, after one run has filled them).
-Best of `--repeat` timings after one warm-up call.
+  caches off (cold) and on (warm, after one run has filled them), as wall
+  time and as the process's CPU time (what it would be on an idle machine).
+Best of `--repeat` timings after one warm-up call (SpikingJelly: one timed
+call after a warm-up, to keep the run near a minute).
 """
 from __future__ import annotations
 
@@ -39,19 +43,20 @@ __kernel void read1_write2(__global const float *x, __global float *a, __global 
 """
 
 FIRST_CALL = """
-import time, numpy as np
+import os, time, numpy as np
+cpu = lambda: sum(os.times()[:2])
 t0 = time.perf_counter()
 from refsnn import fused
 from refsnn.opencl import fused_backend
 backend = fused_backend()
 backend.runtime
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), cpu()
 spec = fused.NeuronSpec(kind="LIF", v_threshold=1.0, v_reset=0.0, detach_reset=False,
                         surrogate="Sigmoid", surrogate_params=(("alpha", 4.0),), dtype="float32",
                         tau=2.0)
 backend.forward(spec, np.ones((32, 1000), np.float32), np.zeros(1000, np.float32), None)
-t2 = time.perf_counter()
-print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
+t2, c2 = time.perf_counter(), cpu()
+print(f"{t1 - t0:.3f} {t2 - t1:.3f} {c2 - c1:.3f}")
 """
 
 
@@ -80,38 +85,68 @@ def spikingjelly_seconds(x, repeat):
 
 
 def refsnn_seconds(x, repeat):
+    """Best end-to-end time, the kernel/transfer times of that call, the backend."""
     import refsnn as rs
     from refsnn import functional, fused, neurons
     node = neurons.LIFNode(step_mode="m", backend="opencl")
     backend = fused.get_backend("opencl")
-    parts = {}
-
-    def step():
+    runs = []
+    for _ in range(repeat + 1):
         functional.reset_net(node)
+        start = time.perf_counter()
         x_seq = rs.tensor(x, requires_grad=True)
         spikes = node(x_seq)
         forward = dict(backend.last_timings)
         spikes.sum().backward()
-        backward = dict(backend.last_timings)
-        for name in forward:
-            parts[name] = (forward[name], backward[name])
-    total = best(step, repeat)
-    return total, parts, backend
+        runs.append((time.perf_counter() - start, forward, dict(backend.last_timings)))
+    total, forward, backward = min(runs[1:], key=lambda run: run[0])
+    return total, {name: (forward[name], backward[name]) for name in forward}, backend
 
 
-def stream_gbps(backend, nbytes, repeat):
+def device_gbps(backend, x, repeat):
+    """GB/s of the read-1/write-2 stream kernel and of the LIF forward and
+    backward kernels, all on (warm) device buffers."""
     import pyopencl as cl
-    from refsnn.opencl import programs
-    rt = backend.runtime
-    knl = programs.kernel(programs.build(rt, STREAM_SOURCE), "read1_write2")
-    bufs = [rt.pool.allocate(nbytes) for _ in range(3)]
-    cl.enqueue_fill_buffer(rt.queue, bufs[0], np.float32(0.5), 0, nbytes).wait()
-    seconds = []
-    for _ in range(repeat + 1):
-        event = knl(rt.queue, (nbytes // 32,), None, *bufs)
-        event.wait()
-        seconds.append((event.profile.end - event.profile.start) * 1e-9)
-    return 3 * nbytes / min(seconds[1:]) / 1e9
+    from refsnn import fused
+    from refsnn.opencl import kernels, programs
+    from refsnn.opencl.backend import _int4, _slots
+    rt, (T, M), nbytes, dtype = backend.runtime, x.shape, x.nbytes, np.dtype(np.float32)
+    bufs = [rt.pool.allocate(nbytes) for _ in range(4)]
+    v0, grad_v0 = rt.pool.allocate(M * 4), rt.pool.allocate(M * 4)
+    cl.enqueue_copy(rt.queue, bufs[0], x)
+    cl.enqueue_copy(rt.queue, bufs[1], np.ones_like(x))
+    cl.enqueue_fill_buffer(rt.queue, v0, np.float32(0), 0, M * 4).wait()
+
+    def seconds(launch):
+        times = []
+        for _ in range(repeat + 1):
+            event = launch()
+            event.wait()
+            times.append((event.profile.end - event.profile.start) * 1e-9)
+        return min(times[1:])
+
+    stream = programs.kernel(programs.build(rt, STREAM_SOURCE), "read1_write2")
+    t_stream = seconds(lambda: stream(rt.queue, (nbytes // 32,), None, *bufs[:3]))
+    spec = fused.NeuronSpec(kind="LIF", v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                            surrogate="Sigmoid", surrogate_params=(("alpha", 4.0),),
+                            dtype="float32", tau=2.0)
+    f, layout = kernels.formulas(spec), backend._layout_of(dtype)
+    size, local, chunk = backend._geometry(M, dtype)
+    suffix = backend.layout.replace("-", "_")
+    prog, (vf,) = kernels.neuron_program("forward", spec, f, layout)
+    fwd = programs.kernel(programs.build(rt, prog.source), f"forward_{suffix}")
+    t_fwd = seconds(lambda: fwd(rt.queue, size, local, bufs[0], v0, bufs[1], bufs[2], bufs[3],
+                                np.int32(T), np.int32(M), *chunk, np.float32(0),
+                                _slots(f.values["step"], dtype), np.int32(vf)))
+    prog, ids = kernels.neuron_program("backward", spec, f, layout)
+    bwd = programs.kernel(programs.build(rt, prog.source), f"backward_{suffix}")
+    slots = [_slots(f.values[b], dtype) for b in ("over", "psi", "rjac", "jac")]
+    t_bwd = seconds(lambda: bwd(rt.queue, size, local, bufs[3], None, v0, None, bufs[1], None,
+                                bufs[2], grad_v0, None, np.int32(T), np.int32(M), *chunk,
+                                np.float32(0), *slots,
+                                np.array(ids, np.int32).view(_int4()).reshape(())))
+    return {"stream": 3 * nbytes / t_stream / 1e9, "forward": 4 * nbytes / t_fwd / 1e9,
+            "backward": 3 * nbytes / t_bwd / 1e9, "both": 7 * nbytes / (t_fwd + t_bwd) / 1e9}
 
 
 def first_call(cold: bool):
@@ -120,7 +155,7 @@ def first_call(cold: bool):
         env.update(PYOPENCL_NO_CACHE="1", POCL_KERNEL_CACHE="0")
     out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
-    return float(out[0]), float(out[1])
+    return tuple(float(v) for v in out)
 
 
 def main(argv=None):
@@ -132,32 +167,31 @@ def main(argv=None):
     x = np.random.default_rng(0).uniform(0.0, 1.5, (args.T, args.N)).astype(np.float32)
     mb = x.nbytes / 2**20
 
-    sj = spikingjelly_seconds(x, args.repeat)
+    sj = spikingjelly_seconds(x, 1)  # seconds per call: one warm-up, one timed
     total, parts, backend = refsnn_seconds(x, args.repeat)
-    stream = stream_gbps(backend, x.nbytes, args.repeat)
+    gbps = device_gbps(backend, x, args.repeat)
     fwd_kernel, bwd_kernel = parts["kernel_s"]
-    copies = sum(parts["to_device_s"]) + sum(parts["to_host_s"])
-    fwd_gbps = 4 * x.nbytes / fwd_kernel / 1e9
-    bwd_gbps = 3 * x.nbytes / bwd_kernel / 1e9
-    both_gbps = 7 * x.nbytes / (fwd_kernel + bwd_kernel) / 1e9
+    to_device, to_host = sum(parts["to_device_s"]), sum(parts["to_host_s"])
 
     print(f"LIF forward+backward, float32, T={args.T}, N={args.N} ({mb:.0f} MiB per [T, N] array), "
-          f"device: {backend.runtime.name}, layout: {backend.layout}")
+          f"device: {backend.runtime.name}, layout: {backend.layout}, "
+          f"{'shared host memory' if backend.share_host_memory else 'copies'}")
     print(f"  SpikingJelly torch backend (2 threads): {sj * 1e3:8.1f} ms")
     print(f"  refsnn opencl, end to end:              {total * 1e3:8.1f} ms   "
           f"-> {sj / total:5.1f}x faster")
-    print(f"    kernels: forward {fwd_kernel * 1e3:.1f} ms, backward {bwd_kernel * 1e3:.1f} ms   "
-          f"-> {sj / (fwd_kernel + bwd_kernel):5.1f}x faster than SpikingJelly")
-    print(f"    host<->device copies: {copies * 1e3:.1f} ms (to device {sum(parts['to_device_s']) * 1e3:.1f}, "
-          f"to host {sum(parts['to_host_s']) * 1e3:.1f})")
-    print(f"  bandwidth: read-1/write-2 stream kernel {stream:.1f} GB/s; neuron kernels: forward "
-          f"{fwd_gbps:.1f} GB/s ({fwd_gbps / stream:.0%}), backward {bwd_gbps:.1f} GB/s "
-          f"({bwd_gbps / stream:.0%}), both {both_gbps:.1f} GB/s ({both_gbps / stream:.0%})")
+    print(f"    kernels {(fwd_kernel + bwd_kernel) * 1e3:.1f} ms (forward {fwd_kernel * 1e3:.1f}, "
+          f"backward {bwd_kernel * 1e3:.1f}); host<->device transfers {(to_device + to_host) * 1e3:.1f} ms "
+          f"(to device {to_device * 1e3:.1f}, to host {to_host * 1e3:.1f})")
+    print(f"  bandwidth on device buffers: read-1/write-2 stream kernel {gbps['stream']:.1f} GB/s; "
+          f"neuron kernels: forward {gbps['forward']:.1f} GB/s ({gbps['forward'] / gbps['stream']:.0%}), "
+          f"backward {gbps['backward']:.1f} GB/s ({gbps['backward'] / gbps['stream']:.0%}), "
+          f"both {gbps['both']:.1f} GB/s ({gbps['both'] / gbps['stream']:.0%})")
     cold = first_call(cold=True)
     first_call(cold=False)  # fills the caches
     warm = first_call(cold=False)
-    print(f"  first call (fresh process; import + context, then the first forward): "
-          f"cold caches {cold[0]:.2f} s + {cold[1]:.2f} s, warm caches {warm[0]:.2f} s + {warm[1]:.3f} s")
+    print(f"  first call in a fresh process (after import + context: cold {cold[0]:.2f} s, "
+          f"warm {warm[0]:.2f} s): cold caches {cold[1]:.2f} s (CPU {cold[2]:.2f} s), "
+          f"warm caches {warm[1]:.3f} s (CPU {warm[2]:.3f} s)")
 
 
 if __name__ == "__main__":

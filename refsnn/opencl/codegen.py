@@ -12,7 +12,7 @@ Constants, rounded once to the kernel's `real` type (PyTorch's N2/N3 rule):
 - a Python float becomes the literal `(real)(<repr of the double>)`;
 - a `Param` (a parameter such as `tau` or `alpha`, which the backend passes
   instead of a float so that one program serves every value) becomes a slot
-  `P.sN` of a `realN` kernel argument; Python arithmetic on `Param`s (`1. -
+  `P.sN` of a `real16` kernel argument; Python arithmetic on `Param`s (`1. -
   1./tau`, `math.pi / 2 * alpha`) is folded in double on the host, exactly as
   Python folds floats, and the folded double is rounded to `real` when the
   slot values are sent (`CEmitter.slot_values`).

@@ -30,7 +30,7 @@ __kernel void backward_per_neuron(__global const real *h_seq, __global const rea
             ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
             grad_spike ? grad_spike[at] : 0, grad_spike != 0, x_seq ? x_seq[at] : 0, v_pre,
             k, &PF, &PS, &PR, &PJ, &gh, &dv, &dk);
-        acc_k = acc_k + gh * dk;
+        if (k_partial) acc_k = acc_k + gh * dk;
     }
     grad_v0[i] = gh * dv;
     if (k_partial) k_partial[i] = acc_k;
@@ -64,7 +64,7 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
                 grad_spike ? VLOAD(grad_spike + at) : zero, grad_spike != 0,
                 x_seq ? VLOAD(x_seq + at) : zero, v_pre, k, &PF, &PS, &PR, &PJ, &gh[j], &dv[j], &dk),
                 grad_x + at);
-            acc_k = acc_k + gh[j] * dk;
+            if (k_partial) acc_k = acc_k + gh[j] * dk;
         }
         for (int j = nvec * W; j < n; ++j) {
             const size_t at = row + j;
@@ -75,7 +75,7 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
                 ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
                 grad_spike ? grad_spike[at] : 0, grad_spike != 0, x_seq ? x_seq[at] : 0, v_pre,
                 k, &PF, &PS, &PR, &PJ, &gh_tail[jt], &dv_tail[jt], &dk);
-            acc_k_tail = acc_k_tail + gh_tail[jt] * dk;
+            if (k_partial) acc_k_tail = acc_k_tail + gh_tail[jt] * dk;
         }
     }
     for (int j = 0; j < nvec; ++j) VSTORE(gh[j] * dv[j], grad_v0 + base + j * W);
