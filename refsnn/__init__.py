@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from .autograd import (Tensor, Function, no_grad, enable_grad, is_grad_enabled, tensor,
                        as_tensor, zeros, ones, zeros_like, ones_like, full, rand, randn,
-                       manual_seed, stack, cat, where, maximum, minimum)
+                       manual_seed, stack, cat, split, where, maximum, minimum)
 from . import (module, ops, layers, surrogate, neurons, containers, functional, optim,
                testing, interop, models, checkpoints)
 from .module import Module, Parameter, MemoryModule
