@@ -42,16 +42,6 @@ def _dtype(dtype) -> np.dtype:
     return np.dtype(np.float32 if dtype is None else dtype)
 
 
-def _tuple(value, n: int) -> tuple:
-    """An int or an n-tuple as an n-tuple (PyTorch's `_single`/`_pair`)."""
-    if isinstance(value, (int, np.integer)):
-        return (int(value),) * n
-    value = tuple(int(v) for v in value)
-    if len(value) != n:
-        raise ValueError(f"expected an int or a {n}-tuple, got {value}")
-    return value
-
-
 class Linear(Module):
     """`y = x @ weight.T + bias`; `weight: [out_features, in_features]`."""
 
@@ -100,8 +90,10 @@ class _ConvNd(Module):
                                       f"got padding_mode={padding_mode!r}")
         n = self._dims
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = _tuple(kernel_size, n), _tuple(stride, n)
-        self.dilation, self.groups, self.padding_mode = _tuple(dilation, n), groups, padding_mode
+        self.kernel_size = ops._ntuple(kernel_size, n, f"{name}: kernel_size")
+        self.stride = ops._ntuple(stride, n, f"{name}: stride")
+        self.dilation = ops._ntuple(dilation, n, f"{name}: dilation")
+        self.groups, self.padding_mode = groups, padding_mode
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: invalid padding string {padding!r}, should be "
@@ -111,7 +103,7 @@ class _ConvNd(Module):
                                  f"convolutions")
             self.padding = padding
         else:
-            self.padding = _tuple(padding, n)
+            self.padding = ops._ntuple(padding, n, f"{name}: padding")
         dtype = _dtype(dtype)
         self.weight = Parameter(np.empty((out_channels, in_channels // groups)
                                          + self.kernel_size, dtype))

@@ -48,14 +48,23 @@ def _shape(shape) -> str:
     return "[" + ", ".join(str(n) for n in shape) + "]"
 
 
-def _pair(value, name: str, op: str) -> tuple:
-    """An int or a pair of ints as a pair (PyTorch's `_pair`)."""
+def _ntuple(value, n: int, what: str) -> tuple:
+    """An int or an n-tuple of ints as an n-tuple (PyTorch's `_single`/`_pair`);
+    `what` names the argument in the error ("conv2d: stride")."""
     if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
+        return (int(value),) * n
     value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value}")
+    if len(value) != n:
+        raise ValueError(f"{what} must be an int or a {n}-tuple of ints, got {value}")
     return value
+
+
+def _pair(value, name: str, op: str) -> tuple:
+    return _ntuple(value, 2, f"{op}: {name}")
+
+
+def _one(value, name: str, op: str) -> int:
+    return _ntuple(value, 1, f"{op}: {name}")[0]
 
 
 def _check_dtypes(op: str, x: Tensor, *others) -> None:
@@ -311,16 +320,6 @@ def _conv(op: str, x, weight, bias, stride, padding, dilation, groups, spatial: 
     grid = _Grid(tuple(kernel), stride, dilation, out)
     y = Conv2d.apply(x, weight, bias, pads, grid, groups)
     return y.squeeze(2) if ndim == 3 else y
-
-
-def _one(value, name: str, op: str) -> int:
-    """An int or a 1-tuple as an int (PyTorch's `_single`)."""
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    value = tuple(value)
-    if len(value) != 1:
-        raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {value}")
-    return int(value[0])
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
