@@ -28,7 +28,7 @@ pytest.importorskip("pyopencl")
 from refsnn import fused, functional, neurons  # noqa: E402
 from refsnn.opencl import codegen, kernels, programs  # noqa: E402
 from refsnn.opencl.backend import DeviceSequence, OpenCLFusedBackend  # noqa: E402
-from refsnn.opencl.device import OpenCLUnavailable, Runtime, runtime, select_device  # noqa: E402
+from refsnn.opencl.device import OpenCLUnavailable, runtime, select_device  # noqa: E402
 from refsnn.opencl.devices_report import print_devices  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -191,6 +191,26 @@ def test_layouts_agree_for_sizes_around_chunks_and_groups(backends, M):
     spec = spec_for("PLIF", "float32", "ATan", v_reset=None, decay_input=True)
     check_spec(backends["chunked"], spec, np.random.default_rng(M), T=3, M=M)
     check_spec(backends["per-neuron"], spec, np.random.default_rng(M), T=3, M=M)
+
+
+def test_value_dependent_formulas_get_programs_of_their_own(backends):
+    """QPseudoSpike with alpha != 2 uses a general pow and SquarewaveFourierSeries
+    with n = 4 has more terms than the catalog's: both leave the catalog
+    program and still match; a formula with too many parameters is refused
+    by `supports` with the reason."""
+    layout = kernels.Layout("per-neuron")
+    for surrogate, params in (("QPseudoSpike", (("alpha", 3.0),)),
+                              ("SquarewaveFourierSeries", (("n", 4), ("T_period", 8.0)))):
+        spec = dataclasses.replace(spec_for("LIF", "float32"), surrogate=surrogate,
+                                   surrogate_params=params)
+        program, variants = kernels.neuron_program("backward", spec, kernels.formulas(spec), layout)
+        assert program is not kernels.catalog_program("backward", "LIF", "float32", layout)
+        assert variants == (0, 0, 0, 0)
+        for backend in backends.values():
+            check_spec(backend, spec, np.random.default_rng(5))
+    too_many = dataclasses.replace(spec_for("LIF", "float32"), surrogate="SquarewaveFourierSeries",
+                                   surrogate_params=(("n", 40), ("T_period", 8.0)))
+    assert "slots" in backends["chunked"].supports(too_many)
 
 
 def test_state_carries_across_calls(backends):

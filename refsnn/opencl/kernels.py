@@ -16,9 +16,9 @@ values (those travel as kernel arguments), only on the structure: kind,
 surrogate class.
 
 A program holds, per body kind, a *table* of bodies and a dispatcher that
-switches on the table index at run time. `neuron_program(kind, ...)` builds the
-table of every structure of a kind (all surrogates at their defaults), so one
-forward and one backward program per (kind, dtype) serve almost every spec;
+switches on the table index at run time. `catalog_program` tabulates every
+structure of a kind (all surrogates at their defaults), so one forward and
+one backward program per (kind, dtype, layout) serve almost every spec;
 a spec whose bodies are missing from the tables (a value-dependent formula,
 e.g. QPseudoSpike with alpha != 2, whose pow is then general) gets programs of
 its own.
@@ -48,6 +48,7 @@ SIGNATURES = {
     "rjac": (("$V over", "$V h", "$V psi", "const real16 *P"), "(*P)"),
     "jac": (("$V x", "$V v", "const real k", "const real16 *P", "$V *dx_out", "$V *dk_out"), "(*P)"),
 }
+_SURROGATE_BASES = (surrogates.SurrogateFunctionBase, surrogates.MultiArgsSurrogateFunctionBase)
 FORWARD_BODIES = ("step",)
 BACKWARD_BODIES = ("over", "psi", "rjac", "jac")
 
@@ -69,7 +70,7 @@ def reset_jacobian(over, h, psi, spec, ops):
 def surrogate_class(name: str):
     """The class `refsnn.surrogate.<name>` (a spiking surrogate with `grad_x`)."""
     cls = getattr(surrogates, name, None)
-    if not (inspect.isclass(cls) and issubclass(cls, surrogates._Surrogate)):
+    if not (inspect.isclass(cls) and issubclass(cls, _SURROGATE_BASES)):
         raise ValueError(f"opencl neuron: unknown surrogate {name!r}")
     return cls
 
@@ -239,9 +240,8 @@ def catalog_specs(kind: str, dtype: str) -> list:
 SURROGATE_NAMES = tuple(
     name for name in surrogates.__all__
     if inspect.isclass(getattr(surrogates, name))
-    and issubclass(getattr(surrogates, name), surrogates._Surrogate)
-    and getattr(surrogates, name) not in (surrogates.SurrogateFunctionBase,
-                                          surrogates.MultiArgsSurrogateFunctionBase))
+    and issubclass(getattr(surrogates, name), _SURROGATE_BASES)
+    and getattr(surrogates, name) not in _SURROGATE_BASES)
 
 
 @lru_cache(maxsize=None)
