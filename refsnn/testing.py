@@ -105,3 +105,17 @@ def _assert_close(i: int, analytic: np.ndarray, numeric: np.ndarray,
         f"{int(bad.sum())} of {bad.size} element(s) (atol={atol:g}, rtol={rtol:g}); "
         f"worst at element {tuple(int(k) for k in worst)}: analytic "
         f"{float(analytic[worst]):.10g}, numeric {float(numeric[worst]):.10g}")
+
+
+# ----------------------------------------------------------------------------
+# spike and gradient comparisons, golden bundles (refsnn.comparisons, refsnn.golden)
+# ----------------------------------------------------------------------------
+from .comparisons import (  # noqa: E402
+    assert_grads_close, assert_spikes_equal, grad_tolerance, spike_report)
+from .golden import (  # noqa: E402
+    assert_outputs_match, check_bundle, export_bundle, read_bundle, reference_impl,
+    reference_outputs)
+
+__all__ += ["assert_spikes_equal", "spike_report", "assert_grads_close", "grad_tolerance",
+            "export_bundle", "read_bundle", "check_bundle", "reference_impl",
+            "reference_outputs", "assert_outputs_match"]
