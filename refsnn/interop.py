@@ -124,7 +124,7 @@ def _batchnorm(cls):
     def convert(m, kids, ab):
         return _layer(cls, ab, m, m.num_features, eps=m.eps, momentum=m.momentum,
                       affine=m.affine, track_running_stats=m.track_running_stats,
-                      dtype=_dtype_of(m))
+                      dtype=_dtype_of(m), bias=getattr(m, "bias", None) is not None)
     return convert
 
 
