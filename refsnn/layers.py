@@ -24,12 +24,18 @@ from .autograd import default_generator
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Conv1d", "Conv2d", "BatchNorm1d", "BatchNorm2d", "MaxPool2d",
-           "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "ReLU", "Identity", "TorchDropout"]
+           "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "ReLU", "Identity", "TorchDropout",
+           "Dropout", "Dropout2d", "MultiStepDropout", "MultiStepDropout2d", "SynapseFilter"]
 
 
 def _uniform(shape, bound: float, dtype) -> np.ndarray:
-    """An array drawn from U(-bound, bound) by the library generator."""
-    return default_generator().uniform(-bound, bound, size=shape).astype(dtype)
+    """An array drawn from U(-bound, bound) by the library generator, drawn in
+    the target precision (float32 draws avoid a float64 temporary)."""
+    draw_dtype = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+    values = default_generator().random(shape, dtype=draw_dtype)
+    values *= 2 * bound
+    values -= bound
+    return values.astype(dtype, copy=False)
 
 
 def _fan_in_bound(fan_in: int) -> float:
@@ -342,3 +348,8 @@ class TorchDropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+# SpikingJelly's stateful layers, importable from here as API.md lists them.
+from .spiking_layers import (Dropout, Dropout2d, MultiStepDropout,  # noqa: E402
+                             MultiStepDropout2d, SynapseFilter)
