@@ -82,10 +82,22 @@ def _reset_peak() -> bool:
         return False
 
 
+def _trim_heap() -> None:
+    """Hand freed heap memory back to the kernel (glibc `malloc_trim`), so that
+    memory the next call reuses counts as newly resident."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_memory(fn) -> int | None:
     """Bytes of peak resident memory `fn()` adds above the current level, from
-    the kernel's counters (numpy and torch allocations alike); None where the
-    counters are not available (non-Linux)."""
+    the kernel's counters (numpy and torch allocations alike; the heap is
+    trimmed first so reused blocks count); None where the counters are not
+    available (non-Linux)."""
+    _trim_heap()
     if not _reset_peak():
         return None
     before = _status_kb("VmRSS")
