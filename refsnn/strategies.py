@@ -22,6 +22,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from . import golden
+from .golden.configs import state_default
 
 __all__ = ["NEURON_CLASSES", "SURROGATE_CLASSES", "surrogate_configs", "neuron_configs",
            "input_sequences", "initial_states", "neuron_cases", "surrogate_cases",
@@ -210,7 +211,7 @@ def initial_states(config: dict, step_shape, dtype="float32") -> st.SearchStrate
     @st.composite
     def draw(draw_):
         shp = tuple(draw_(_shape(step_shape)))
-        state = {name: np.full(shp, golden._state_default(config, name), dtype=d)
+        state = {name: np.full(shp, state_default(config, name), dtype=d)
                  for name in names}
         if draw_(st.booleans()) or not state["v"].size:
             return state
@@ -218,7 +219,7 @@ def initial_states(config: dict, step_shape, dtype="float32") -> st.SearchStrate
         flat = v.reshape(-1)
         for i, value in draw_(st.lists(st.tuples(
                 st.integers(0, flat.size - 1),
-                st.sampled_from([v_th, golden._state_default(config, "v"), -0.0])),
+                st.sampled_from([v_th, state_default(config, "v"), -0.0])),
                 max_size=max(1, flat.size // 2))):
             flat[i] = value
         state["v"] = v

@@ -66,12 +66,12 @@ def impl(manifest, arrays):
             not cfg.get("training", True) or cfg["class"] not in (
             "IFNode", "LIFNode", "ParametricLIFNode", "QIFNode", "EIFNode"):
         raise NotImplementedError("fused neurons only")
-    original = golden.neuron_from_config
-    golden.neuron_from_config = lambda c, d, **kw: original(c, d, backend="numpy-fused")
+    original = golden.outputs.neuron_from_config
+    golden.outputs.neuron_from_config = lambda c, d, **kw: original(c, d, backend="numpy-fused")
     try:
         return golden.reference_impl(manifest, arrays)
     finally:
-        golden.neuron_from_config = original
+        golden.outputs.neuron_from_config = original
 """)
     rc, out, _ = run(capsys, "check", bundle, "--impl", spec)
     assert rc == 0
@@ -129,7 +129,7 @@ def test_export_records_spikingjelly_when_it_verified(tmp_path, capsys):
 
 
 def test_export_without_spikingjelly_records_null(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(golden, "spikingjelly_version", lambda: None)
+    monkeypatch.setattr(golden.bundle, "spikingjelly_version", lambda: None)
     rc, out, _ = run(capsys, "export", tmp_path / "b", "--select", "if_hard")
     assert rc == 0 and "not importable" in out
     manifest = json.loads((tmp_path / "b" / "if_hard_f32" / "manifest.json").read_text())
