@@ -18,7 +18,8 @@ def test_spike_flip_reports_first_divergence_and_margin():
     problems = runner._compare(_case(), {"spikes": spikes, "diag:h": h}, {"spikes": flipped},
                                result, steps=4, fan_in=1)
     assert result.spike_flips == 1
-    assert "t=2, index=(1, 0)" in problems[0] and "margin h-V_th=-5.96" in problems[0]
+    assert "t=2, index=(1, 0)" in problems[0] and "h - v_threshold = -5.96" in problems[0]
+    assert "rounding-level" in problems[0]
 
 
 def test_exact_values_must_be_bit_identical():

@@ -1,10 +1,11 @@
-"""Array comparisons used by the conformance runner (NumPy only).
+"""Array comparisons used by the conformance runner and by
+`refsnn.comparisons` (NumPy only).
 
 - `bit_equal`: same bits, except that any NaN equals any NaN (payloads differ
   between libraries and carry no meaning);
 - `ulp_distance`: distance in units in the last place, in the array's dtype;
 - `relative_error`: the normwise error `max|a - e| / max|e|` used for gradients;
-- `first_divergence`: where two spike trains `[T, N, *]` first differ.
+- `first_divergence`: where two time-major arrays `[T, N, *]` first differ.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def ulp_distance(actual, expected) -> np.ndarray:
 
 
 def max_ulp(actual, expected) -> int:
+    """The largest `ulp_distance` (0 for empty arrays)."""
     d = ulp_distance(actual, expected)
     return int(d.max()) if d.size else 0
 
@@ -96,24 +98,18 @@ def relative_error(actual, expected, same_nonfinite: bool = True, axis=None,
 
 @dataclass
 class Divergence:
-    """The first spike that differs: step `t`, neuron `index` (within one step),
-    both values, and the membrane margin `h - V_th` there when it is known."""
+    """The first element that differs: step `t`, `index` within the step, and
+    both values."""
     t: int
     index: tuple
     expected: float
     actual: float
-    margin: float | None = None
-
-    def __str__(self):
-        where = f"t={self.t}, index={self.index}"
-        margin = "" if self.margin is None else f", margin h-V_th={self.margin:.9g}"
-        return (f"first spike flip at {where}: SpikingJelly {self.expected:g}, "
-                f"refsnn {self.actual:g}{margin}")
 
 
 def first_divergence(actual, expected) -> Divergence | None:
     """First (t, index) in time-major `[T, ...]` arrays where the values differ
-    (`bit_equal` is False); None when they agree everywhere."""
+    (`bit_equal` is False); None when they agree everywhere. Spike trains are
+    diagnosed further by `refsnn.comparisons.spike_report`."""
     a, e = np.asarray(actual), np.asarray(expected)
     bad = ~bit_equal(a, e)
     if not bad.any():

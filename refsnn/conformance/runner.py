@@ -5,9 +5,11 @@ Every driver is split in two halves that see the same NumPy inputs:
 inputs)` runs refsnn. Each returns a dict of NumPy arrays whose keys say how
 they are compared:
 
-- `spikes`: bit for bit; differences are counted as spike flips and the first
-  one is located (`compare.first_divergence`), with SpikingJelly's membrane
-  margin `h - V_th` there (from the optional `diag:h` of the reference);
+- `spikes`: bit for bit; differences are counted as spike flips and reported
+  by `refsnn.comparisons.spike_report` (expected: SpikingJelly, actual:
+  refsnn): the first flip, SpikingJelly's membrane margin `h - v_threshold`
+  there (from the optional `diag:h` of the reference), and whether each
+  neuron's first flip is rounding-level or a real mismatch;
 - `exact:<name>`: bit for bit (any NaN equals any NaN, -0.0 differs from 0.0);
 - `close:<name>`: normwise relative error within the case's forward tolerance
   (GEMM, convolution, reductions and transcendentals are not reproducible
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..comparisons import spike_report
 from . import compare
 from .catalog import FUSED_BACKENDS, Case
 
@@ -112,12 +115,7 @@ def _compare(case: Case, ref: dict, got: dict, result: CaseResult, steps: int,
             flips = int((~compare.bit_equal(actual, expected)).sum())
             result.spike_flips += flips
             if flips:
-                div = compare.first_divergence(actual, expected)
-                h = ref.get("diag:h")
-                if h is not None and div.t < h.shape[0]:
-                    v_th = case.config.get("v_threshold", 1.0)
-                    div.margin = float(h[(div.t,) + div.index] - v_th)
-                problems.append(f"{flips} spike flip(s); {div}")
+                problems.append(_spike_problem(case, actual, expected, ref.get("diag:h")))
         elif key.startswith("exact:"):
             ulp = compare.max_ulp(actual, expected)
             result.max_forward_ulp = max(result.max_forward_ulp or 0, ulp)
@@ -143,6 +141,19 @@ def _compare(case: Case, ref: dict, got: dict, result: CaseResult, steps: int,
             if not err <= tol:
                 problems.append(f"gradient of {name}: relative error {err:.3g} > {tol:.3g}")
     return problems
+
+
+def _spike_problem(case: Case, actual: np.ndarray, expected: np.ndarray, h) -> str:
+    """One line on spikes `[T, N, *]` that differ bitwise: the `spike_report`
+    (with SpikingJelly's potential after charge `h`, when recorded, for the
+    margins), or the signed zeros that differ where no spike flipped."""
+    h = h if h is not None and np.shape(h) == actual.shape else None
+    report = spike_report(actual, expected, h_seq=h,
+                          v_threshold=case.config.get("v_threshold", 1.0))
+    if report is None:
+        return "spikes: no spike flipped, but signed zeros differ (-0.0 against 0.0)"
+    return "spikes (expected: SpikingJelly, actual: refsnn): " + \
+        "; ".join(str(report).splitlines())
 
 
 def _short_error(exc: BaseException) -> str:
