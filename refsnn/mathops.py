@@ -34,7 +34,7 @@ import math
 import numpy as np
 from scipy import special as _special
 
-from .autograd import Function, Tensor, _pow_forward
+from .autograd import Function, Reciprocal, Tensor, _pow_forward
 from .autograd import where as _tensor_where
 
 __all__ = ["Ops", "NumpyOps", "TensorOps", "NUMPY", "TENSOR"]
@@ -200,18 +200,6 @@ class _Sin(Function):
         return (g * np.cos(ctx.a),)
 
 
-class _Reciprocal(Function):
-    @staticmethod
-    def forward(ctx, a):
-        ctx.out = np.divide(1.0, a, dtype=a.dtype)
-        return ctx.out
-
-    @staticmethod
-    def backward(ctx, g):
-        out = ctx.out
-        return (-g * (out * out),)
-
-
 def _raw(a):
     return a.data if isinstance(a, Tensor) else a
 
@@ -230,7 +218,7 @@ class TensorOps(Ops):
     def erfc(self, a): return _Erfc.apply(a)
     def cos(self, a): return _Cos.apply(a)
     def sin(self, a): return _Sin.apply(a)
-    def reciprocal(self, a): return _Reciprocal.apply(a)
+    def reciprocal(self, a): return Reciprocal.apply(a)
     def square(self, a): return a ** 2
     def pow(self, a, k): return a ** k
 
