@@ -1,7 +1,6 @@
 """Golden bundles: export then check passes for refsnn and fails readably for
 a wrong implementation; every bad file or `--impl` is a one-line error with
 exit status 2; the format reads without refsnn; the worked example runs."""
-import importlib.util
 import json
 import re
 import shutil
@@ -12,6 +11,7 @@ import pytest
 
 from refsnn import golden
 from refsnn.golden_cli import main
+from examples_loader import load_example
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -313,9 +313,6 @@ def test_doc_code_blocks_are_the_example():
 
 def test_worked_example_runs(tmp_path):
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location("test_my_lif",
-                                                  ROOT / "examples" / "test_my_lif.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("test_my_lif")
     example.test_my_lif_matches_refsnn()
     example.test_my_lif_passes_the_golden_bundle(tmp_path)

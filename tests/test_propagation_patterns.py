@@ -1,24 +1,17 @@
 """The propagation-pattern tutorial (examples/propagation_patterns.py) and the
 step-by-step vs layer-by-layer equivalence of a conv + BN + LIF network."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import refsnn as rs
 from refsnn import functional, layers, neurons
 from refsnn.containers import SeqToANNContainer, Sequential
-
-_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "propagation_patterns.py"
+from examples_loader import load_example
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("propagation_patterns", _EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("propagation_patterns")
 
 
 # --- the tutorial -------------------------------------------------------------------

@@ -5,24 +5,19 @@ curve and the same weights in float64; a few steps lower the loss.
 Synthetic 8x8 images stand in for scikit-learn's digits, so the test needs
 torch and SpikingJelly but not scikit-learn.
 """
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from examples_loader import load_example
+
 torch = pytest.importorskip("torch")
 
-_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_digits.py"
 STEPS, BATCH = 5, 16
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("train_digits", _EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("train_digits")
 
 
 def _data(n=64, seed=0):
