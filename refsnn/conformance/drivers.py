@@ -11,6 +11,7 @@ import numpy as np
 
 from . import inputs
 from .catalog import Act, Case, Sg
+from .neuron_run import run_neuron
 from .runner import register_driver
 
 __all__ = ["available_backends", "NeuronDriver", "SurrogateDriver", "OptimizerDriver"]
@@ -147,15 +148,7 @@ def _run_sj_neuron(case: Case, data: dict) -> dict:
         x.requires_grad_(True)
     if case.record.option("tensor_state"):
         m.v = torch.full_like(x[0].detach(), m.v)
-    if case.step_mode == "m":
-        spikes = m(x)
-        v_seq = m.v_seq
-    else:
-        outs, vs = [], []
-        for t in range(x.shape[0]):
-            outs.append(m(x[t]))
-            vs.append(m.v)
-        spikes, v_seq = torch.stack(outs), torch.stack(vs)
+    spikes, v_seq = run_neuron(m, x, case.step_mode == "m", torch.stack)
     out = {_output_key(case): spikes.detach().numpy().copy(),
            _v_key(case): v_seq.detach().numpy().copy(), "diag:state_dict": state}
     if len(hs) == x.shape[0] and all(torch.is_tensor(h) for h in hs):
@@ -196,15 +189,7 @@ def _run_refsnn_neuron(case: Case, data: dict, sj_state: dict | None) -> dict:
     x = rs.tensor(data["x"], requires_grad=case.training)
     if case.record.option("tensor_state"):
         m.v = rs.tensor(np.full(x.shape[1:], m.v, dtype=x.dtype))
-    if case.step_mode == "m":
-        spikes = m(x)
-        v_seq = m.v_seq
-    else:
-        outs, vs = [], []
-        for t in range(x.shape[0]):
-            outs.append(m(x[t]))
-            vs.append(m.v)
-        spikes, v_seq = rs.stack(outs), rs.stack(vs)
+    spikes, v_seq = run_neuron(m, x, case.step_mode == "m", rs.stack)
     out = {_output_key(case): np.array(spikes.data), _v_key(case): np.array(v_seq.data)}
     if case.training:
         loss = (spikes * rs.tensor(data["g_spikes"])).sum() + (v_seq * rs.tensor(data["g_v"])).sum()

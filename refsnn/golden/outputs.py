@@ -11,6 +11,7 @@ import importlib
 import numpy as np
 
 from ..autograd import Tensor, stack
+from ..conformance.neuron_run import run_neuron
 from .catalog import Case
 from .configs import (float_kwargs, layer_by_layer_blocks, network_from_config,
                       neuron_from_config, neuron_state_names, surrogate_from_config)
@@ -42,19 +43,6 @@ def _grad_or_zeros(t: Tensor) -> np.ndarray:
     return np.zeros_like(t.data) if t.grad is None else np.array(t.grad.data)
 
 
-def _run_neuron(m, x_seq, multi_step: bool, stack) -> tuple:
-    """`(spike_seq, v_seq)`, both `[T, N, *]`, of neuron `m` (refsnn's or
-    SpikingJelly's) on `x_seq: [T, N, *]`: one multi-step call, or a loop
-    over t whose results `stack` (`refsnn.stack`, `torch.stack`) joins."""
-    if multi_step:
-        return m(x_seq), m.v_seq
-    spikes, potentials = [], []
-    for t in range(x_seq.shape[0]):
-        spikes.append(m(x_seq[t]))
-        potentials.append(m.v)
-    return stack(spikes), stack(potentials)
-
-
 def _neuron_outputs(manifest: dict, arrays: dict) -> dict:
     config, dtype = manifest["config"], manifest["dtype"]
     m = neuron_from_config(config, dtype)
@@ -69,7 +57,7 @@ def _neuron_outputs(manifest: dict, arrays: dict) -> dict:
         init[k] = Tensor(arrays[f"{k}_init"], requires_grad=training)
         setattr(m, k, init[k])
     with np.errstate(all="ignore"):
-        spikes, v_seq = _run_neuron(m, x, m.step_mode == "m", stack)
+        spikes, v_seq = run_neuron(m, x, m.step_mode == "m", stack)
         out = {"spike_seq": np.array(spikes.data), "v_seq": np.array(v_seq.data)}
         if len(hs) == x.shape[0]:
             out["h_seq"] = np.stack(hs)
@@ -178,7 +166,7 @@ def _sj_neuron_outputs(manifest: dict, arrays: dict) -> dict:
         hs.append(m.v.detach().clone())
     m.neuronal_charge = recording_charge
     multi_step = config["class"].startswith("MultiStep") or config.get("step_mode", "m") == "m"
-    spikes, v_seq = _run_neuron(m, x, multi_step, torch.stack)
+    spikes, v_seq = run_neuron(m, x, multi_step, torch.stack)
     out = {"spike_seq": spikes.detach().numpy().copy(), "v_seq": v_seq.detach().numpy().copy()}
     if len(hs) == x.shape[0]:
         out["h_seq"] = torch.stack(hs).numpy()
