@@ -16,33 +16,38 @@ is `NUMPY_FUSED` below, `backend='opencl'` is provided by `refsnn.opencl`
     supports(spec) -> str | None
         None if the backend can run `spec`, else a one-line reason.
 
-    forward(spec, x_seq, v0, k) -> (spike_seq, v_seq, h_seq)
+    forward(spec, x_seq, v0, k, *extra0) -> (spike_seq, v_seq, h_seq, *extra_seqs)
         x_seq: [T, M] C-contiguous array of dtype spec.dtype (M = N*...)
         v0:    [M] membrane potential before step 0 (same dtype)
         k:     0-dim array holding sigmoid(w) for kind 'PLIF' (else None), in
                w's dtype (float32): as in PyTorch, sub-expressions of k alone
                (`1. - k`) are computed in that dtype, and only then meet the
                spec.dtype operands
+        extra0: one [M] array per state of `spec.states` after v, before
+               step 0 (Izhikevich: the adaptation w0; other kinds: none)
         spike_seq: [T, M] spec.dtype, 0./1. (heaviside(h - v_threshold))
         v_seq:     [T, M] potential after reset at each step (v_seq[-1] is the
                    new state)
         h_seq:     [T, M] potential after charge, before reset
+        extra_seqs: [T, M] each extra state after each step (Izhikevich: w_seq)
         Values must equal, bit for bit, the per-step formulas of
         `neuron_dynamics` evaluated in spec.dtype (see the OpenCL build flags
         in the SpikingJelly reference, N11).
 
-    backward(spec, saved, grad_spike_seq, grad_v_seq) -> (grad_x_seq, grad_v0, grad_k)
+    backward(spec, saved, grad_spike_seq, grad_v_seq, *grad_extra_seqs)
+            -> (grad_x_seq, grad_v0, grad_k, *grad_extra0)
         saved: `Saved` with the arrays that `saved_fields(spec)` names (the
                others are None); all [T, M] / [M] / 0-dim as above.
-        grad_spike_seq, grad_v_seq: [T, M] arrays, or None where no gradient
-               reached that output (treat as zeros).
+        grad_spike_seq, grad_v_seq, grad_extra_seqs: [T, M] arrays, or None
+               where no gradient reached that output (treat as zeros).
         returns grad_x_seq [T, M], grad_v0 [M], grad_k (0-dim, 'PLIF' only,
-               else None).
+               else None), and one [M] gradient per extra state.
         The gradient is the composed path's autograd gradient (SpikingJelly's
         torch backend), up to rounding. Per neuron, reverse t, with
         psi_t = surrogate derivative at (h_t - v_threshold) and s_t the spike
         (recomputed as h_t - v_threshold >= 0):
-            R_t  = 1 - s_t (hard) or 1 (soft)
+            R_t  = dv_t/dh_t through the reset (`reset_jacobian`):
+                   1 - s_t (hard) or 1 (soft)
                    + (v_reset - h_t) * psi_t (hard) or - v_threshold * psi_t (soft),
                    that last term only when not detach_reset
             gv_t = grad_v_seq[t] + gh_{t+1} * dh_{t+1}/dv_t     (gh_T = 0)
@@ -50,16 +55,28 @@ is `NUMPY_FUSED` below, `backend='opencl'` is provided by `refsnn.opencl`
             grad_x_seq[t] = gh_t * dh_t/dx_t
             grad_v0       = gh_0 * dh_0/dv0
         with dh/dv, dh/dx (and dh/dk for PLIF, summed over t and M into grad_k)
-        as listed in `neuron_dynamics`.
+        as listed in `neuron_dynamics` (`charge_jacobian`). A kind with the
+        adaptation state w (Izhikevich: charge h_t(x_t, v_{t-1}, w_{t-1}), then
+        w_t = w_{t-1} + 1/tau_w * (a * (h_t - v_rest) - w_{t-1}) + b * s_t)
+        carries gw_t = dL/dw_t as well (`adaptation_jacobian`):
+            gw_t = grad_w_seq[t] + gh_{t+1} * dh_{t+1}/dw_t
+                   + gw_{t+1} * dw_{t+1}/dw_t                   (gw_T = 0)
+            gh_t = gv_t * R_t + grad_spike_seq[t] * psi_t + gw_t * dw_t/dh_t
+            grad_w0 = gh_0 * dh_0/dw0 + gw_0 * dw_0/dw0
+        where dw_t/dh_t = a/tau_w + b * psi_t, and Izhikevich's hard reset
+        `s * v_reset` term keeps the spike's gradient under detach_reset
+        (R_t then has + v_reset * psi_t).
 
 `fused_multi_step` below wraps a backend into one autograd node (plus a tap
-node for the second output, `v_seq`, since a refsnn `Function` has one output).
+node per state sequence, `v_seq` and `w_seq`, since a refsnn `Function` has
+one output).
 
 The NumPy backend traces the step formula (`step_formula`) once into a short
 list of ufunc calls that write into preallocated buffers (`_StepProgram`), so
 the forward loop allocates nothing per step; its backward computes the
 surrogate derivative, the reset Jacobian and the charge Jacobian for all T at
-once, leaving 3-4 in-place passes per step for the reverse recurrence.
+once, leaving 3-4 in-place passes per step for the reverse recurrence (4 more
+for the adaptation state w).
 """
 from __future__ import annotations
 
@@ -74,12 +91,15 @@ from . import neuron_dynamics as nd
 from .autograd import Function, Tensor
 from .mathops import NUMPY
 
-__all__ = ["NeuronSpec", "Saved", "saved_fields", "step_formula", "charge_jacobian",
-           "get_backend", "register_backend", "fused_multi_step", "NUMPY_FUSED",
-           "FUSED_KINDS"]
+__all__ = ["NeuronSpec", "kind_states", "Saved", "saved_fields", "step_formula",
+           "charge_jacobian", "reset_jacobian", "adaptation_jacobian", "check_extra_states",
+           "get_backend", "register_backend", "fused_multi_step", "NUMPY_FUSED", "FUSED_KINDS"]
 
 #: neuron kinds a fused backend may implement
-FUSED_KINDS = ("IF", "LIF", "PLIF", "QIF", "EIF")
+FUSED_KINDS = ("IF", "LIF", "PLIF", "QIF", "EIF", "Izhikevich")
+#: the state variables of each kind, v first (all carried across calls);
+#: kinds not listed have v only
+_STATES = {"Izhikevich": ("v", "w")}
 
 
 @dataclass(frozen=True)
@@ -91,9 +111,10 @@ class NeuronSpec:
     v_threshold, v_reset: Python floats; v_reset None means soft reset.
     detach_reset: the reset does not pass gradient to the spike.
     decay_input: LIF/PLIF input decay (ignored by other kinds).
-    tau: LIF/QIF/EIF time constant (a Python float; division by tau is a true
+    tau: LIF/QIF/EIF/Izhikevich time constant (a Python float; division by tau is a true
         division in the forward, as in PyTorch).
-    v_rest, v_c, a0: QIF (v_rest also EIF); delta_T, theta_rh: EIF.
+    v_rest, v_c, a0: QIF and Izhikevich (v_rest also EIF); delta_T, theta_rh:
+        EIF; tau_w, a, b: Izhikevich's adaptation.
     surrogate: the class name in `refsnn.surrogate` ('Sigmoid', 'ATan', ...);
     surrogate_params: ((name, value), ...) as that class's constructor takes
         them, e.g. (('alpha', 4.0),). `surrogate_params` never includes
@@ -115,10 +136,24 @@ class NeuronSpec:
     a0: float | None = None
     delta_T: float | None = None
     theta_rh: float | None = None
+    tau_w: float | None = None
+    a: float | None = None
+    b: float | None = None
 
     @property
     def hard_reset(self) -> bool:
         return self.v_reset is not None
+
+    @property
+    def states(self) -> tuple:
+        """`kind_states(kind)`."""
+        return kind_states(self.kind)
+
+
+def kind_states(kind: str) -> tuple:
+    """The state variables of neuron `kind`, v first: ('v',), or ('v', 'w') for
+    Izhikevich. Those after v are a backend's `extra0` / `extra_seqs`."""
+    return _STATES.get(kind, ("v",))
 
 
 class Saved(NamedTuple):
@@ -126,7 +161,8 @@ class Saved(NamedTuple):
 
     h_seq: [T, M] post-charge potentials (every kind);
     v_seq: [T, M] post-reset potentials (kinds whose dh/dv or dh/dk depends on
-        the pre-charge potential: PLIF, QIF, EIF); v0: [M] (same kinds);
+        the pre-charge potential: PLIF, QIF, EIF, Izhikevich); v0: [M] (same
+        kinds);
     x_seq: [T, M] (PLIF with decay_input, for dh/dk = x - (v - v_reset));
     k: 0-dim (PLIF).
     """
@@ -177,14 +213,25 @@ def get_backend(name: str):
 # the formulas of one step, from neuron_dynamics
 # ----------------------------------------------------------------------------
 def step_formula(spec: NeuronSpec):
-    """The forward of one step as `f(x, v, k, ops) -> (h, spike, v_next)`.
+    """The forward of one step as
+    `f(x, v, k, *extra, ops) -> (h, spike, v_next, *extra_next)`.
 
     `x`, `v`: one step's operands ([M]); `k`: PLIF's 0-dim decay (else unused);
-    `ops`: a `refsnn.mathops` namespace. The spike is `heaviside(h - v_threshold)`
-    (the forward of every spiking surrogate), the reset uses it undetached
-    (detaching only changes gradients).
+    `extra`: the states after v (`spec.states`; Izhikevich: w);
+    `ops` (keyword): a `refsnn.mathops` namespace. The spike is
+    `heaviside(h - v_threshold)` (the forward of every spiking surrogate), the
+    reset uses it undetached (detaching only changes gradients).
     """
     kind = spec.kind
+    if kind == "Izhikevich":
+        def izhikevich_step(x, v, k, w, *, ops):
+            h = nd.izhikevich_charge(x, v, w, spec.tau, spec.v_rest, spec.v_c, spec.a0)
+            w = nd.izhikevich_adaptation(w, h, spec.tau_w, spec.a, spec.v_rest)
+            spike = ops.heaviside(nd.fire_input(h, spec.v_threshold))
+            v_next, w_next = nd.izhikevich_reset(h, w, spike, spike, spec.v_threshold,
+                                                 spec.v_reset, spec.b)
+            return h, spike, v_next, w_next
+        return izhikevich_step
     if kind == "IF":
         def charge(x, v, k, ops):
             return nd.if_charge(x, v)
@@ -203,7 +250,7 @@ def step_formula(spec: NeuronSpec):
     else:
         raise ValueError(f"fused neuron: unknown kind {kind!r}; known: {FUSED_KINDS}")
 
-    def step(x, v, k, ops):
+    def step(x, v, k, *, ops):
         h = charge(x, v, k, ops)
         spike = ops.heaviside(nd.fire_input(h, spec.v_threshold))
         return h, spike, nd.reset(h, spike, spec.v_threshold, spec.v_reset)
@@ -214,7 +261,7 @@ def step_formula(spec: NeuronSpec):
 def charge_jacobian(spec: NeuronSpec, v_pre, x_seq=None, k=None, ops=NUMPY):
     """(dh/dv, dh/dx, dh/dk) of the charge, each a Python float, a 0-dim value
     or an array like `v_pre` (the potentials before each charge, [T, M]);
-    dh/dk is None except for PLIF."""
+    dh/dk is None except for PLIF. Izhikevich's dh/dw: `adaptation_jacobian`."""
     kind = spec.kind
     if kind == "IF":
         return (*nd.if_jacobian(), None)
@@ -226,7 +273,35 @@ def charge_jacobian(spec: NeuronSpec, v_pre, x_seq=None, k=None, ops=NUMPY):
         return (*nd.qif_jacobian(v_pre, spec.tau, spec.v_rest, spec.v_c, spec.a0), None)
     if kind == "EIF":
         return (*nd.eif_jacobian(v_pre, spec.tau, spec.delta_T, spec.theta_rh, ops), None)
+    if kind == "Izhikevich":
+        return (*nd.izhikevich_jacobian(v_pre, spec.tau, spec.v_rest, spec.v_c, spec.a0), None)
     raise ValueError(f"fused neuron: unknown kind {kind!r}; known: {FUSED_KINDS}")
+
+
+def check_extra_states(spec: NeuronSpec, arrays, where: str) -> tuple:
+    """`arrays` (one per state of `spec.states` after v), or a ValueError
+    naming `where`, the kind and the states."""
+    want = len(spec.states) - 1
+    if len(arrays) != want:
+        raise ValueError(f"{where}: {spec.kind} takes {want} extra state array(s) "
+                         f"({', '.join(spec.states[1:]) or 'none'}), got {len(arrays)}")
+    return tuple(arrays)
+
+
+def adaptation_jacobian(spec: NeuronSpec, psi):
+    """The adaptation state's terms (dh/dw, dw'/dh, dw'/dw) for a kind with
+    state w (see the module docstring), or None; `psi`: ds/dh like h."""
+    if spec.states[1:] != ("w",):
+        return None
+    return nd.izhikevich_adaptation_jacobian(psi, spec.tau, spec.tau_w, spec.a, spec.b)
+
+
+def reset_jacobian(spec: NeuronSpec, over, h, psi, ops=NUMPY):
+    """dv/dh through the reset of `spec` (`neuron_dynamics.reset_jacobian`),
+    from `over` = h - v_threshold, `h` and `psi` = ds/dh; the NumPy backward and
+    the OpenCL kernels both use this."""
+    return nd.reset_jacobian(over, h, psi, spec.v_threshold, spec.v_reset, spec.detach_reset,
+                             ops, spike_kept_in_v_reset=spec.kind == "Izhikevich")
 
 
 # ----------------------------------------------------------------------------
@@ -360,13 +435,14 @@ class _StepProgram:
 # ----------------------------------------------------------------------------
 # the NumPy backend
 # ----------------------------------------------------------------------------
-_STEP_INPUTS = ("x", "v", "k")               # slots 0, 1, 2
-_H, _SPIKE, _V_NEXT = 3, 4, 5               # output slots
+_STEP_INPUTS = ("x", "v", "k")               # slots 0, 1, 2; then the extra states
 
 
 @lru_cache(maxsize=None)
 def _program(spec: NeuronSpec) -> _StepProgram:
-    return _StepProgram(step_formula(spec), _STEP_INPUTS, uniform={"k"}, n_outputs=3)
+    extra = spec.states[1:]
+    return _StepProgram(step_formula(spec), _STEP_INPUTS + extra, uniform={"k"},
+                        n_outputs=3 + len(extra))
 
 
 def _surrogate_grad_x(spec: NeuronSpec):
@@ -390,22 +466,33 @@ class NumpyFusedBackend:
             return str(e)
         return None
 
-    def forward(self, spec, x_seq, v0, k):
+    def forward(self, spec, x_seq, v0, k, *extra0):
+        extra0 = check_extra_states(spec, extra0, "numpy-fused forward")
         T, M = x_seq.shape
         dtype = np.dtype(spec.dtype)
         program = _program(spec)
         spike_seq, v_seq, h_seq = (np.empty((T, M), dtype) for _ in range(3))
+        extra_seqs = [np.empty((T, M), dtype) for _ in extra0]
         slots = program.bind({} if k is None else {2: k}, (M,), dtype)
-        v = v0
+        n_in = len(_STEP_INPUTS) + len(extra0)        # slots of the inputs, then outputs
+        state_slots = [1] + list(range(3, n_in))
+        state_seqs = [v_seq] + extra_seqs
+        out_slots = list(range(n_in, n_in + 3 + len(extra0)))   # h, spike, v, extra
+        out_seqs = [h_seq, spike_seq, v_seq] + extra_seqs
+        states = [v0, *extra0]
         with np.errstate(all="ignore"):
             for t in range(T):
-                slots[0], slots[1] = x_seq[t], v
-                slots[_H], slots[_SPIKE], slots[_V_NEXT] = h_seq[t], spike_seq[t], v_seq[t]
+                slots[0] = x_seq[t]
+                for i, state in zip(state_slots, states):
+                    slots[i] = state
+                for i, seq in zip(out_slots, out_seqs):
+                    slots[i] = seq[t]
                 program.run(slots)
-                v = v_seq[t]
-        return spike_seq, v_seq, h_seq
+                states = [seq[t] for seq in state_seqs]
+        return (spike_seq, v_seq, h_seq, *extra_seqs)
 
-    def backward(self, spec, saved, grad_spike_seq, grad_v_seq):
+    def backward(self, spec, saved, grad_spike_seq, grad_v_seq, *grad_extra_seqs):
+        grad_extra_seqs = check_extra_states(spec, grad_extra_seqs, "numpy-fused backward")
         h_seq = saved.h_seq
         T, M = h_seq.shape
         dtype = h_seq.dtype
@@ -413,7 +500,7 @@ class NumpyFusedBackend:
         with np.errstate(all="ignore"):
             over = h_seq - spec.v_threshold
             psi = np.asarray(_surrogate_grad_x(spec)(over, 1.0, NUMPY, **params), dtype)
-            reset_jac = _reset_jacobian(spec, over, h_seq, psi)
+            reset_jac = reset_jacobian(spec, over, h_seq, psi)
             spike_term = None if grad_spike_seq is None else grad_spike_seq * psi
             del over
             v_pre = None
@@ -423,41 +510,46 @@ class NumpyFusedBackend:
             dh_dv, dh_dx, dh_dk = charge_jacobian(spec, v_pre, saved.x_seq, k)
             if spec.kind == "PLIF" and not spec.decay_input and nd.reset_is_zero(spec.v_reset):
                 dh_dv = np.asarray(1. - saved.k, dtype)   # the forward's own factor `1. - k`
+            adaptation = adaptation_jacobian(spec, psi)
             gh = np.empty((T, M), dtype)     # dL/dh_t, becomes grad_x_seq in place
             carry = np.zeros(M, dtype)       # dL/dv_t (post-reset), all paths
+            if adaptation is not None:
+                dh_dw, dw_dh, dw_dw = adaptation
+                grad_w_seq, = grad_extra_seqs
+                gw = np.zeros(M, dtype)      # dL/dw_t (after step t)
+                term = np.empty(M, dtype)
             for t in range(T - 1, -1, -1):
                 if t < T - 1:
                     np.multiply(gh[t + 1], _row(dh_dv, t + 1), out=carry)
+                    if adaptation is not None:
+                        np.multiply(gw, dw_dw, out=gw)
+                        np.multiply(gh[t + 1], dh_dw, out=term)
+                        np.add(gw, term, out=gw)
                 if grad_v_seq is not None:
                     np.add(carry, grad_v_seq[t], out=carry)
                 np.multiply(carry, _row(reset_jac, t), out=gh[t])
                 if spike_term is not None:
                     np.add(gh[t], spike_term[t], out=gh[t])
+                if adaptation is not None:
+                    if grad_w_seq is not None:
+                        np.add(gw, grad_w_seq[t], out=gw)
+                    np.multiply(gw, _row(dw_dh, t), out=term)
+                    np.add(gh[t], term, out=gh[t])
             grad_v0 = gh[0] * _row(dh_dv, 0)
+            grad_extra0 = ()
+            if adaptation is not None:
+                grad_extra0 = (np.asarray(gh[0] * dh_dw + gw * dw_dw, dtype),)
             grad_k = None
             if dh_dk is not None:
                 grad_k = np.asarray(np.sum(gh * dh_dk, dtype=dtype), dtype)
             if not (isinstance(dh_dx, float) and dh_dx == 1.):
                 np.multiply(gh, dh_dx, out=gh)
-        return gh, np.asarray(grad_v0, dtype), grad_k
+        return (gh, np.asarray(grad_v0, dtype), grad_k, *grad_extra0)
 
 
 def _row(value, t):
     """Row t of a [T, M] array; a scalar or 0-dim value as it is."""
     return value[t] if np.ndim(value) == 2 else value
-
-
-def _reset_jacobian(spec, over, h_seq, psi):
-    """dv_t/dh_t through the reset, the spike path included unless detached:
-    hard: (1 - s) + (v_reset - h) * psi; soft: 1 - v_threshold * psi."""
-    if spec.hard_reset:
-        jac = np.logical_not(np.greater_equal(over, 0.0)).astype(h_seq.dtype)
-        if not spec.detach_reset:
-            jac += (spec.v_reset - h_seq) * psi
-        return jac
-    if spec.detach_reset:
-        return np.ones((), h_seq.dtype)
-    return 1. - spec.v_threshold * psi
 
 
 NUMPY_FUSED = NumpyFusedBackend()
@@ -468,20 +560,24 @@ register_backend("numpy-fused", NUMPY_FUSED)
 # the autograd op
 # ----------------------------------------------------------------------------
 class _Link:
-    """What the fused node and its `v_seq` tap share: the v_seq array, the
-    gradient the tap received, and the zero gradient the tap hands on."""
+    """What the fused node and its state-sequence taps share: the sequences
+    (`seqs`: v_seq, then the extra states'), the gradients the taps received
+    (`grads`), the zero gradient a tap hands on, and whether one already did
+    (`handed`)."""
 
-    __slots__ = ("v_seq", "grad_v_seq", "zero")
+    __slots__ = ("seqs", "grads", "zero", "handed")
 
 
 class _FusedNeuron(Function):
-    """[T, M] input -> [T, M] spikes; v_seq leaves through `_VSeqTap`."""
+    """[T, M] input -> [T, M] spikes; v_seq (and w_seq) leave through `_StateSeqTap`."""
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, spec, backend, link):
+    def forward(ctx, x_seq, v0, k, spec, backend, link, *extra0):
         x_seq, v0 = np.ascontiguousarray(x_seq), np.ascontiguousarray(v0)
-        spike_seq, v_seq, h_seq = backend.forward(spec, x_seq, v0, k)
-        link.v_seq, link.grad_v_seq = v_seq, None
+        extra0 = tuple(np.ascontiguousarray(s) for s in extra0)
+        spike_seq, v_seq, h_seq, *extra_seqs = backend.forward(spec, x_seq, v0, k, *extra0)
+        link.seqs = (v_seq, *extra_seqs)
+        link.grads, link.handed = [None] * len(link.seqs), False
         link.zero = np.broadcast_to(np.zeros((), spike_seq.dtype), spike_seq.shape)
         if any(ctx.needs_input_grad):
             have = {"h_seq": h_seq, "v_seq": v_seq, "v0": v0, "x_seq": x_seq, "k": k}
@@ -492,40 +588,48 @@ class _FusedNeuron(Function):
     @staticmethod
     def backward(ctx, grad_spike_seq):
         link = ctx.link
-        grad_v_seq, link.grad_v_seq = link.grad_v_seq, None
-        if grad_spike_seq is link.zero:       # only v_seq was used
+        grad_seqs, link.grads, link.handed = link.grads, [None] * len(link.grads), False
+        if grad_spike_seq is link.zero:       # only state sequences were used
             grad_spike_seq = None
-        grad_x, grad_v0, grad_k = ctx.backend.backward(ctx.spec, ctx.saved,
-                                                       grad_spike_seq, grad_v_seq)
-        return grad_x, grad_v0, grad_k, None, None, None
+        grad_x, grad_v0, grad_k, *grad_extra0 = ctx.backend.backward(
+            ctx.spec, ctx.saved, grad_spike_seq, *grad_seqs)
+        return (grad_x, grad_v0, grad_k, None, None, None, *grad_extra0)
 
 
-class _VSeqTap(Function):
-    """The fused op's second output. It hangs off the spike output, so the
-    backward reaches it before the fused node: it parks its gradient in the
-    link and passes a zero (broadcast, no memory) on to the spikes."""
-
-    @staticmethod
-    def forward(ctx, spike_seq, link):
-        ctx.link = link
-        return link.v_seq
+class _StateSeqTap(Function):
+    """A state sequence of the fused op (`link.seqs[index]`). It hangs off the
+    spike output, so the backward reaches it before the fused node: it parks
+    its gradient in the link and passes a zero (broadcast, no memory) on to the
+    spikes, so that the fused node runs; a second tap passes nothing, so that
+    an unused spike output still arrives as that very zero."""
 
     @staticmethod
-    def backward(ctx, grad_v_seq):
-        ctx.link.grad_v_seq = grad_v_seq
-        return ctx.link.zero, None
+    def forward(ctx, spike_seq, link, index):
+        ctx.link, ctx.index = link, index
+        return link.seqs[index]
+
+    @staticmethod
+    def backward(ctx, grad_seq):
+        link = ctx.link
+        link.grads[ctx.index] = grad_seq
+        first, link.handed = not link.handed, True
+        return (link.zero if first else None), None, None
 
 
-def fused_multi_step(spec: NeuronSpec, backend, x_seq: Tensor, v: Tensor, k=None):
+def fused_multi_step(spec: NeuronSpec, backend, x_seq: Tensor, v: Tensor, k=None, *extra):
     """Run a whole sequence through `backend` as one autograd op.
 
     x_seq: [T, N, *]; v: [N, *] state before step 0; k: PLIF's 0-dim decay
-    Tensor (sigmoid(w)) or None.
-    Returns (spike_seq, v_seq), both [T, N, *]; v_seq[-1] is the new state.
+    Tensor (sigmoid(w)) or None; extra: the states after v in `spec.states`
+    ([N, *] Tensors; Izhikevich: w).
+    Returns (spike_seq, v_seq, *extra_seqs), all [T, N, *]; v_seq[-1] (and
+    each extra_seqs[i][-1]) is the new state.
     """
     shape = tuple(x_seq.shape)
     T, M = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+    check_extra_states(spec, extra, "fused_multi_step")
     link = _Link()
-    spikes = _FusedNeuron.apply(x_seq.reshape(T, M), v.reshape(M), k, spec, backend, link)
-    v_seq = _VSeqTap.apply(spikes, link)
-    return spikes.reshape(shape), v_seq.reshape(shape)
+    spikes = _FusedNeuron.apply(x_seq.reshape(T, M), v.reshape(M), k, spec, backend, link,
+                                *(e.reshape(M) for e in extra))
+    seqs = [_StateSeqTap.apply(spikes, link, i).reshape(shape) for i in range(len(spec.states))]
+    return (spikes.reshape(shape), *seqs)

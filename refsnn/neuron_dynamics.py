@@ -25,8 +25,9 @@ __all__ = [
     "if_charge", "lif_charge", "plif_charge", "qif_charge", "eif_charge",
     "izhikevich_charge", "izhikevich_adaptation", "izhikevich_reset", "klif_charge",
     "general_charge",
-    "reset_is_zero", "fire_input", "hard_reset", "soft_reset", "reset",
+    "reset_is_zero", "fire_input", "hard_reset", "soft_reset", "reset", "reset_jacobian",
     "if_jacobian", "lif_jacobian", "plif_jacobian", "qif_jacobian", "eif_jacobian",
+    "izhikevich_jacobian", "izhikevich_adaptation_jacobian",
 ]
 
 
@@ -133,6 +134,27 @@ def reset(h, s_d, v_threshold: float, v_reset):
     return hard_reset(h, s_d, v_reset)
 
 
+def reset_jacobian(over, h, psi, v_threshold: float, v_reset, detach_reset: bool, ops,
+                   spike_kept_in_v_reset: bool = False):
+    """dv/dh through the reset, the spike path included unless `detach_reset`:
+    hard `(1 - s) + (v_reset - h) * psi`, soft `1 - v_threshold * psi`, with
+    `s = heaviside(over)`, `over = h - v_threshold` and `psi` = ds/dh (the
+    surrogate derivative). `spike_kept_in_v_reset`: the hard reset's
+    `s * v_reset` term uses the undetached spike (Izhikevich), so a detached
+    hard reset still gives `(1 - s) + v_reset * psi`. Detached soft reset: the
+    Python float 1."""
+    if v_reset is not None:
+        jac = 1. - ops.heaviside(over)
+        if not detach_reset:
+            jac = jac + (v_reset - h) * psi
+        elif spike_kept_in_v_reset:
+            jac = jac + v_reset * psi
+        return jac
+    if detach_reset:
+        return 1.
+    return 1. - v_threshold * psi
+
+
 # ----------------------------------------------------------------------------
 # local derivatives of the charge, for closed-form BPTT (fused backends)
 # Each returns (dh/dv, dh/dx) and, for PLIF, dh/dk, as Python floats or operands.
@@ -161,6 +183,19 @@ def qif_jacobian(v, tau: float, v_rest: float, v_c: float, a0: float):
 
 def eif_jacobian(v, tau: float, delta_T: float, theta_rh: float, ops):
     return 1. + (ops.exp((v - theta_rh) / delta_T) - 1.) / tau, 1. / tau
+
+
+def izhikevich_jacobian(v, tau: float, v_rest: float, v_c: float, a0: float):
+    """(dh/dv, dh/dx) of the Izhikevich charge (dh/dw: the next function)."""
+    return qif_jacobian(v, tau, v_rest, v_c, a0)
+
+
+def izhikevich_adaptation_jacobian(psi, tau: float, tau_w: float, a: float, b: float):
+    """The terms of the adaptation state w: (dh/dw, dw'/dh, dw'/dw), with `w`
+    the state before the step, `w'` the one after it
+    (`w + 1/tau_w * (a * (h - v_rest) - w) + b * s`) and `psi` = ds/dh; the
+    `b * s` term keeps the spike's gradient even with `detach_reset`."""
+    return -1. / tau, 1. / tau_w * a + b * psi, 1. - 1. / tau_w
 
 
 def izhikevich_reset(h, w, s, s_d, v_threshold: float, v_reset, b: float):

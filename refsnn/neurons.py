@@ -29,7 +29,7 @@ Backends (`backend=`; SpikingJelly's names are accepted as aliases:
   bit-identical to SpikingJelly's torch backend, and gradients follow
   `clock_driven`'s autograd accumulation order (multi-step outputs are joined
   as `cat` of per-step `unsqueeze`s, as `clock_driven` does).
-- 'numpy-fused' and 'opencl' (step mode 'm', IF/LIF/PLIF/QIF/EIF): the whole
+- 'numpy-fused' and 'opencl' (step mode 'm', IF/LIF/PLIF/QIF/EIF/Izhikevich): the whole
   sequence as one op with a closed-form backward (`refsnn.fused`); same
   forward bits, gradients equal up to rounding.
 
@@ -276,15 +276,20 @@ class BaseNode(StepModule, MemoryModule):
             raise NotImplementedError(f"{type(self).__name__}: backend {self.backend!r} "
                                       f"cannot run this neuron: {reason}")
         step_shape = tuple(x_seq.shape[1:])
-        self._check_state(step_shape)
-        if isinstance(self.v, float):
-            self.v = Tensor(np.full(step_shape, self.v, dtype=x_seq.dtype))
-        v = self.v if self.v.dtype == x_seq.dtype else self.v.to(x_seq.dtype)
-        spike_seq, v_seq = fused.fused_multi_step(spec, backend, x_seq, v,
-                                                  self._fused_decay())
-        self.v = v_seq[-1].clone()
+        self._check_state(step_shape, spec.states)
+        states = []
+        for name in spec.states:       # v, and Izhikevich's w
+            value = getattr(self, name)
+            if isinstance(value, float):
+                value = Tensor(np.full(step_shape, value, dtype=x_seq.dtype))
+                setattr(self, name, value)
+            states.append(value if value.dtype == x_seq.dtype else value.to(x_seq.dtype))
+        spike_seq, *seqs = fused.fused_multi_step(spec, backend, x_seq, states[0],
+                                                  self._fused_decay(), *states[1:])
+        for name, seq in zip(spec.states, seqs):
+            setattr(self, name, seq[-1].clone())
         if self.store_v_seq:
-            self.v_seq = v_seq
+            self.v_seq = seqs[0]
         return spike_seq
 
 
@@ -520,6 +525,8 @@ class IzhikevichNode(AdaptBaseNode):
     """Izhikevich: `h = v + (x + a0 * (v - v_rest) * (v - v_c) - w) / tau`,
     with adaptation `w` (see AdaptBaseNode)."""
 
+    fused_kind = "Izhikevich"
+
     def __init__(self, tau: float = 2., v_c: float = 0.8, a0: float = 1.,
                  v_threshold: float = 1., v_reset: float = 0., v_rest: float = -0.1,
                  w_rest: float = 0., tau_w: float = 2., a: float = 0., b: float = 0.,
@@ -538,6 +545,10 @@ class IzhikevichNode(AdaptBaseNode):
     def neuronal_charge(self, x: Tensor) -> None:
         self.v = nd.izhikevich_charge(x, self.v, self.w, self.tau, self.v_rest, self.v_c,
                                       self.a0)
+
+    def _fused_params(self) -> dict:
+        return {"tau": self.tau, "v_rest": self.v_rest, "v_c": self.v_c, "a0": self.a0,
+                "tau_w": self.tau_w, "a": self.a, "b": self.b}
 
 
 # ----------------------------------------------------------------------------

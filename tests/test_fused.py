@@ -89,7 +89,7 @@ def test_fused_rejects_what_it_cannot_run():
                        surrogate_function=sg.Sigmoid(spiking=False))
     with pytest.raises(NotImplementedError, match="spiking"):
         node(rs.rand(2, 3))
-    spec = fused.NeuronSpec("Izhikevich", 1., 0., False, "Sigmoid", (("alpha", 4.),), "float32")
+    spec = fused.NeuronSpec("KLIF", 1., 0., False, "Sigmoid", (("alpha", 4.),), "float32")
     assert "not fused" in fused.NUMPY_FUSED.supports(spec)
     with pytest.raises(ValueError, match="unknown fused backend"):
         fused.get_backend("cuda")

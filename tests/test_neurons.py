@@ -357,7 +357,7 @@ def test_step_mode_and_backend_are_validated():
     node = nrn.LIFNode(step_mode="m", backend="cupy")
     assert node.backend == "numpy-fused"
     with pytest.raises(NotImplementedError, match="supported"):
-        nrn.IzhikevichNode(step_mode="m", backend="numpy-fused")
+        nrn.KLIFNode(step_mode="m", backend="numpy-fused")
     with pytest.raises(ValueError, match="step_mode"):
         nrn.MultiStepIFNode().step_mode = "s"
 

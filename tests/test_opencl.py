@@ -61,7 +61,7 @@ def spec_for(kind, dtype, surrogate="Sigmoid", v_reset=0.0, detach_reset=False, 
     return fused.NeuronSpec(kind=kind, v_threshold=1.0, v_reset=v_reset, detach_reset=detach_reset,
                             surrogate=surrogate, surrogate_params=params, dtype=dtype,
                             decay_input=decay_input, tau=3.0, v_rest=0.0, v_c=0.8, a0=1.0,
-                            delta_T=1.0, theta_rh=0.8)
+                            delta_T=1.0, theta_rh=0.8, tau_w=3.0, a=0.3, b=0.2)
 
 
 def structures(kind, dtype):
@@ -76,19 +76,20 @@ def structures(kind, dtype):
 
 def uses_transcendental(spec, bodies) -> bool:
     f = kernels.formulas(spec)
-    return any(fn in f.bodies[b] for b in bodies for fn in TRANSCENDENTALS)
+    return any(fn in f.bodies.get(b, "") for b in bodies for fn in TRANSCENDENTALS)
 
 
-def run_both(backend, spec, x, v0, k, grad_spike, grad_v):
-    """(forward, backward) results of `backend` and of the NumPy fused backend."""
+def run_both(backend, spec, x, v0, k, grad_spike, grad_v, extra0=(), grad_extra=()):
+    """(forward, backward) results of `backend` and of the NumPy fused backend;
+    `extra0`, `grad_extra`: Izhikevich's w0 and grad_w_seq."""
     have = {"v0": v0, "x_seq": x, "k": k}
     results = []
     for b in (backend, fused.NUMPY_FUSED):
-        spike, v_seq, h_seq = b.forward(spec, x, v0, k)
+        spike, v_seq, h_seq, *extra_seqs = b.forward(spec, x, v0, k, *extra0)
         have.update(h_seq=h_seq, v_seq=v_seq)
         saved = fused.Saved(**{name: have[name] for name in fused.saved_fields(spec)})
-        grads = b.backward(spec, saved, grad_spike, grad_v)
-        results.append(((spike, v_seq, np.asarray(h_seq)), grads))
+        grads = b.backward(spec, saved, grad_spike, grad_v, *grad_extra)
+        results.append(((spike, v_seq, np.asarray(h_seq), *extra_seqs), grads))
     return results
 
 
@@ -113,18 +114,25 @@ def check_spec(backend, spec, rng, T=5, M=77, grad_v=True):
     k = np.asarray(0.4, dtype) if spec.kind == "PLIF" else None
     gs = rng.normal(size=(T, M)).astype(dtype)
     gv = rng.normal(size=(T, M)).astype(dtype) if grad_v else None
-    (fwd, bwd), (fwd_np, bwd_np) = run_both(backend, spec, x, v0, k, gs, gv)
+    n_extra = len(spec.states) - 1        # Izhikevich: w0 and grad_w_seq
+    extra0 = tuple(rng.normal(0.0, 0.3, M).astype(dtype) for _ in range(n_extra))
+    gw = tuple(rng.normal(size=(T, M)).astype(dtype) if grad_v else None for _ in range(n_extra))
+    (fwd, bwd), (fwd_np, bwd_np) = run_both(backend, spec, x, v0, k, gs, gv, extra0, gw)
     label = f"{spec.kind} {spec.surrogate} v_reset={spec.v_reset} detach={spec.detach_reset} " \
             f"decay={spec.decay_input} {spec.dtype}"
     exact_forward = not uses_transcendental(spec, kernels.FORWARD_BODIES)
-    for name, a, b in zip(("spike_seq", "v_seq", "h_seq"), fwd, fwd_np):
+    assert len(fwd) == len(fwd_np) == 3 + n_extra
+    for name, a, b in zip(("spike_seq", "v_seq", "h_seq", "w_seq"), fwd, fwd_np):
         assert a.dtype == dtype and a.shape == (T, M)
         if exact_forward:
             assert np.array_equal(a, b, equal_nan=True), f"{label}: forward {name} not bit-identical"
         else:
             assert_close(a, b, dtype, f"{label}: forward {name}")
     exact_backward = exact_forward and not uses_transcendental(spec, kernels.BACKWARD_BODIES)
-    for name, a, b in zip(("grad_x_seq", "grad_v0"), bwd, bwd_np):
+    assert len(bwd) == len(bwd_np) == 3 + n_extra
+    for name, a, b in zip(("grad_x_seq", "grad_v0", "grad_k", "grad_w0"), bwd, bwd_np):
+        if name == "grad_k":
+            continue
         assert a.dtype == dtype and a.shape == b.shape
         if exact_backward:
             assert np.array_equal(a, b, equal_nan=True), f"{label}: {name} not bit-identical"
@@ -166,7 +174,7 @@ def test_matrix_without_caches(rt):
            os.path.abspath(__file__), "-k", "test_matrix_equals_numpy_fused and float32 and chunked"]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "5 passed" in done.stdout, done.stdout[-2000:]
+    assert f"{len(fused.FUSED_KINDS)} passed" in done.stdout, done.stdout[-2000:]
 
 
 def test_special_values_forward_bit_identical(backends, rt):

@@ -2,16 +2,17 @@
 OpenCL device.
 
 One kernel launch per layer and direction covers all T steps. The forward
-keeps `h_seq` (and, for PLIF/QIF/EIF, `v_seq`, `v0` and `x_seq`) on the device
+keeps `h_seq` (and, for PLIF/QIF/EIF/Izhikevich, `v_seq`, `v0` and `x_seq`) on the device
 for the backward: its `h_seq` result is a `DeviceSequence`, which the fused
 autograd op saves and hands back. Each call copies its inputs to the device
 once and its results back once; on CPU devices, which share host memory, the
 buffers wrap the NumPy arrays and nothing is copied. `last_timings` has the
 transfer and kernel times of the last call.
 
-Inputs follow the fused backend contract: `x_seq` [T, M] and `v0` [M] of
-`spec.dtype`. A non-contiguous array is copied once to a contiguous one; an
-array of another dtype is refused (TypeError), never silently converted.
+Inputs follow the fused backend contract: `x_seq` [T, M], `v0` [M] (and
+Izhikevich's `w0` [M]) of `spec.dtype`. A non-contiguous array is copied once
+to a contiguous one; an array of another dtype is refused (TypeError), never
+silently converted.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from .. import fused
 from .device import import_pyopencl, runtime
-from .kernels import Layout, formulas, neuron_program
+from .kernels import Layout, formulas, has_w, neuron_program
 from .programs import build, kernel
 
 __all__ = ["OpenCLFusedBackend", "DeviceSequence", "LAYOUTS"]
@@ -121,28 +122,33 @@ class OpenCLFusedBackend:
             return str(err)
         return None
 
-    def forward(self, spec, x_seq, v0, k):
-        """x_seq [T, M], v0 [M], k (PLIF: 0-dim sigmoid(w)) -> spike_seq [T, M],
-        v_seq [T, M] (host arrays) and h_seq (a `DeviceSequence`)."""
+    def forward(self, spec, x_seq, v0, k, *extra0):
+        """x_seq [T, M], v0 [M], k (PLIF: 0-dim sigmoid(w)), and Izhikevich's w0
+        [M] -> spike_seq [T, M], v_seq [T, M] (host arrays), h_seq (a
+        `DeviceSequence`), and Izhikevich's w_seq [T, M]."""
         rt, dtype = self.runtime, np.dtype(spec.dtype)
         rt.check_dtype(spec.dtype)
         x_seq = _checked("x_seq", x_seq, dtype, 2)
         T, M = x_seq.shape
         v0 = _checked("v0", v0, dtype, 1, (M,))
+        extra0 = fused.check_extra_states(spec, extra0, "opencl forward")
+        w0 = _checked("w0", extra0[0], dtype, 1, (M,)) if extra0 else None
         if T == 0 or M == 0:
             empty = np.empty((T, M), dtype)
-            return empty, empty.copy(), empty.copy()
+            return (empty, empty.copy(), empty.copy(), *(empty.copy() for _ in extra0))
         f = _formulas(spec)
         program, (vf,) = neuron_program("forward", spec, f, self._layout_of(dtype))
         knl = kernel(build(rt, program.source), f"forward_{self.layout.replace('-', '_')}")
         io = _Transfers(rt, self.share_host_memory)
         x_buf, v0_buf = io.input(x_seq), io.input(v0)
+        w0_buf = None if w0 is None else io.input(w0)
         spike_seq, s_buf = io.output((T, M), dtype)
         v_seq, v_buf = io.output((T, M), dtype)
+        w_seq, w_buf = io.output((T, M), dtype) if w0 is not None else (None, None)
         h_buf = rt.pool.allocate(x_seq.nbytes)
         global_size, local_size, chunk = self._geometry(M, dtype)
-        run = knl(rt.queue, global_size, local_size, x_buf, v0_buf, s_buf, v_buf, h_buf,
-                  np.int32(T), np.int32(M), *chunk, _scalar(k, dtype),
+        run = knl(rt.queue, global_size, local_size, x_buf, v0_buf, w0_buf, s_buf, v_buf, w_buf,
+                  h_buf, np.int32(T), np.int32(M), *chunk, _scalar(k, dtype),
                   _slots(f.values["step"], dtype), np.int32(vf))
         io.finish()
         self._record(io, run)
@@ -151,16 +157,18 @@ class OpenCLFusedBackend:
                                v_seq=v_buf if "v_seq" in needs else None,
                                v0=v0_buf if "v0" in needs else None,
                                x_seq=x_buf if "x_seq" in needs else None)
-        return spike_seq, v_seq, h_seq
+        return (spike_seq, v_seq, h_seq) + ((w_seq,) if w0 is not None else ())
 
-    def backward(self, spec, saved, grad_spike_seq, grad_v_seq):
+    def backward(self, spec, saved, grad_spike_seq, grad_v_seq, *grad_extra_seqs):
         """The BPTT recurrence of `refsnn.fused` -> grad_x_seq [T, M], grad_v0 [M],
-        grad_k (0-dim, PLIF; else None)."""
+        grad_k (0-dim, PLIF; else None), and Izhikevich's grad_w0 [M]."""
         rt, dtype = self.runtime, np.dtype(spec.dtype)
         T, M = saved.h_seq.shape
+        grad_extra_seqs = fused.check_extra_states(spec, grad_extra_seqs, "opencl backward")
         if T == 0 or M == 0:
             grad_k = np.zeros((), dtype) if spec.kind == "PLIF" else None
-            return np.zeros((T, M), dtype), np.zeros(M, dtype), grad_k
+            return (np.zeros((T, M), dtype), np.zeros(M, dtype), grad_k,
+                    *(np.zeros(M, dtype) for _ in grad_extra_seqs))
         f = _formulas(spec)
         program, ids = neuron_program("backward", spec, f, self._layout_of(dtype))
         knl = kernel(build(rt, program.source), f"backward_{self.layout.replace('-', '_')}")
@@ -183,23 +191,27 @@ class OpenCLFusedBackend:
                 device_saved[name] = upload(name, getattr(saved, name), shape)
         gs_buf = upload("grad_spike_seq", grad_spike_seq, (T, M))
         gv_buf = upload("grad_v_seq", grad_v_seq, (T, M))
+        gw_buf = upload("grad_w_seq", grad_extra_seqs[0], (T, M)) if grad_extra_seqs else None
         grad_x, gx_buf = io.output((T, M), dtype)
         grad_v0, gv0_buf = io.output((M,), dtype)
+        grad_w0, gw0_buf = io.output((M,), dtype) if has_w(spec) else (None, None)
         global_size, local_size, chunk = self._geometry(M, dtype)
         partials, kp_buf = None, None
         if spec.kind == "PLIF":  # one partial sum per work-item that has neurons
             partials, kp_buf = io.output((-(-M // int(chunk[0])) if chunk else M,), dtype)
         run = knl(rt.queue, global_size, local_size, device_saved["h_seq"], device_saved["v_seq"],
-                  device_saved["v0"], device_saved["x_seq"], gs_buf, gv_buf, gx_buf, gv0_buf,
-                  kp_buf, np.int32(T), np.int32(M), *chunk, _scalar(saved.k, dtype),
-                  *(_slots(f.values[b], dtype) for b in ("over", "psi", "rjac", "jac")),
-                  np.array(ids, np.int32).view(_int4()).reshape(()))
+                  device_saved["v0"], device_saved["x_seq"], gs_buf, gv_buf, gw_buf, gx_buf,
+                  gv0_buf, gw0_buf, kp_buf, np.int32(T), np.int32(M), *chunk,
+                  _scalar(saved.k, dtype),
+                  *(_slots(f.values.get(b, ()), dtype)
+                    for b in ("over", "psi", "rjac", "jac", "wjac")),
+                  _ids(ids))
         io.finish()
         self._record(io, run)
         grad_k = None  # fixed-order partial sums, then one float64 sum: deterministic
         if partials is not None:
             grad_k = np.asarray(np.sum(partials, dtype=np.float64), dtype)
-        return grad_x, grad_v0, grad_k
+        return (grad_x, grad_v0, grad_k) + ((grad_w0,) if has_w(spec) else ())
 
     # -- helpers --------------------------------------------------------------
     def _layout_of(self, dtype) -> Layout:
@@ -278,9 +290,13 @@ class _Transfers:
             mapped.base.release(q)
 
 
-def _int4():
+def _ids(ids):
+    """The variant indices of the backward bodies as the kernel's int8 argument."""
     from pyopencl import cltypes
-    return cltypes.int4
+    lanes = np.zeros(8, np.int32)
+    lanes[:len(ids)] = ids
+    return lanes.view(cltypes.int8).reshape(())
+
 
 
 def _scalar(k, dtype):

@@ -2,13 +2,17 @@
 
 For a `NeuronSpec`, `formulas(spec)` runs the formulas of one step through the
 C emitter (`codegen.CEmitter`) with every float hyper-parameter wrapped in a
-`Param`, giving five function bodies:
+`Param`, giving these function bodies:
 
-- `step`  the forward step `fused.step_formula(spec)`: charge, fire, reset;
+- `step`  the forward step `fused.step_formula(spec)`: charge, fire, reset
+          (and, for a kind with the adaptation state w, its update in `*w`);
 - `over`  `neuron_dynamics.fire_input`: h - v_threshold;
 - `psi`   the surrogate derivative `grad_x(over, 1.0, ...)`;
-- `rjac`  the reset Jacobian dv/dh (`reset_jacobian` below);
+- `rjac`  the reset Jacobian dv/dh (`fused.reset_jacobian`, which the NumPy
+          backward uses too);
 - `jac`   the charge Jacobian `fused.charge_jacobian`: dh/dv, dh/dx, dh/dk;
+- `wjac`  (kinds with state w only) `fused.adaptation_jacobian`: dh/dw,
+          dw'/dh, dw'/dw;
 
 plus the parameter values of each. The bodies do not depend on the parameter
 values (those travel as kernel arguments), only on the structure: kind,
@@ -37,34 +41,27 @@ from .. import surrogate as surrogates
 from .codegen import CEmitter, Param
 from .programs import CONTRACT_OFF, kernel_source
 
-__all__ = ["Formulas", "formulas", "reset_jacobian", "surrogate_class", "Layout", "Program",
-           "neuron_program"]
+__all__ = ["Formulas", "formulas", "surrogate_class", "Layout", "Program", "neuron_program"]
 
-# body kind -> (C parameters, how the body reads its real16 parameter slots)
+# body kind -> (C parameters, how the body reads its real16 parameter slots);
+# `step`'s `w` is the adaptation state (in and out), untouched by kinds without it
 SIGNATURES = {
-    "step": (("$V x", "$V v", "const real k", "const real16 *P", "$V *h_out", "$V *s_out"), "(*P)"),
+    "step": (("$V x", "$V v", "$V *w", "const real k", "const real16 *P", "$V *h_out",
+              "$V *s_out"), "(*P)"),
     "over": (("$V h", "const real16 *P"), "(*P)"),
     "psi": (("$V over", "const real16 *P"), "(*P)"),
     "rjac": (("$V over", "$V h", "$V psi", "const real16 *P"), "(*P)"),
     "jac": (("$V x", "$V v", "const real k", "const real16 *P", "$V *dx_out", "$V *dk_out"), "(*P)"),
+    "wjac": (("$V psi", "const real16 *P", "$V *dh_dw_out", "$V *dw_dw_out"), "(*P)"),
 }
 _SURROGATE_BASES = (surrogates.SurrogateFunctionBase, surrogates.MultiArgsSurrogateFunctionBase)
 FORWARD_BODIES = ("step",)
-BACKWARD_BODIES = ("over", "psi", "rjac", "jac")
+BACKWARD_BODIES = ("over", "psi", "rjac", "jac", "wjac")   # wjac: kinds with state w
 
 
-def reset_jacobian(over, h, psi, spec, ops):
-    """dv/dh through the reset, the spike path included unless `detach_reset`:
-    hard: (1 - s) + (v_reset - h) * psi; soft: 1 - v_threshold * psi
-    (s = heaviside(over); the order of the numpy-fused backend)."""
-    if spec.hard_reset:
-        jac = 1.0 - ops.heaviside(over)
-        if not spec.detach_reset:
-            jac = jac + (spec.v_reset - h) * psi
-        return jac
-    if spec.detach_reset:
-        return 1.0
-    return 1. - spec.v_threshold * psi
+def has_w(spec_or_kind) -> bool:
+    """Whether the kind carries the adaptation state w (Izhikevich)."""
+    return fused.kind_states(getattr(spec_or_kind, "kind", spec_or_kind))[1:] == ("w",)
 
 
 def surrogate_class(name: str):
@@ -103,8 +100,10 @@ def formulas(spec) -> Formulas:
         emitters[kind] = em
 
     def step(em):
-        h, s, v_next = fused.step_formula(pspec)(em.input("x"), em.input("v"), em.input("k"), em)
-        em.finish(v_next, [("h_out", h), ("s_out", s)])
+        extra = [em.input("(*w)")] if has_w(spec) else []
+        h, s, v_next, *extra_next = fused.step_formula(pspec)(
+            em.input("x"), em.input("v"), em.input("k"), *extra, ops=em)
+        em.finish(v_next, [("h_out", h), ("s_out", s)] + [("w", w) for w in extra_next])
 
     def jac(em):
         dv, dx, dk = fused.charge_jacobian(pspec, em.input("v"), em.input("x"), em.input("k"), em)
@@ -113,9 +112,14 @@ def formulas(spec) -> Formulas:
     emit("step", step)
     emit("over", lambda em: em.finish(nd.fire_input(em.input("h"), pspec.v_threshold)))
     emit("psi", lambda em: em.finish(grad_x(em.input("over"), 1.0, em, **sg_params)))
-    emit("rjac", lambda em: em.finish(reset_jacobian(
-        em.input("over"), em.input("h"), em.input("psi"), pspec, em)))
+    emit("rjac", lambda em: em.finish(fused.reset_jacobian(
+        pspec, em.input("over"), em.input("h"), em.input("psi"), em)))
     emit("jac", jac)
+    if has_w(spec):
+        def wjac(em):
+            dh_dw, dw_dh, dw_dw = fused.adaptation_jacobian(pspec, em.input("psi"))
+            em.finish(dw_dh, [("dh_dw_out", dh_dw), ("dw_dw_out", dw_dw)])
+        emit("wjac", wjac)
     return Formulas(bodies={k: em.body("$V") for k, em in emitters.items()},
                     values={k: em.param_values for k, em in emitters.items()})
 
@@ -160,13 +164,15 @@ def _render_table(kind: str, bodies, layout: Layout) -> str:
     return "\n".join(out)
 
 
-def _header(dtype: str, layout: Layout) -> str:
+def _header(dtype: str, layout: Layout, neuron_kind: str) -> str:
     real = {"float32": "float", "float64": "double"}[dtype]
     lines = [CONTRACT_OFF]
     if dtype == "float64":
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     lines += [f"typedef {real} real;", f"typedef {real}16 real16;",
               "#define PASTE(a, b) a##b", "#define XPASTE(a, b) PASTE(a, b)"]
+    if has_w(neuron_kind):
+        lines.append("#define HAS_W")    # the adaptation state w: its loads, stores, wjac
     if layout.name == "chunked":
         width, size = layout.width, np.dtype(dtype).itemsize
         lanes = [f"(a).s{i:x}" for i in range(width)]
@@ -203,8 +209,9 @@ class Program:
             return None
 
 
-def _program(direction: str, tables: dict, dtype: str, layout: Layout) -> Program:
-    parts = [_header(dtype, layout)]
+def _program(direction: str, neuron_kind: str, tables: dict, dtype: str,
+             layout: Layout) -> Program:
+    parts = [_header(dtype, layout, neuron_kind)]
     parts += [_render_table(kind, bodies, layout) for kind, bodies in tables.items()]
     if direction == "backward":
         step = kernel_source("neuron_backward_step.cl")
@@ -215,8 +222,10 @@ def _program(direction: str, tables: dict, dtype: str, layout: Layout) -> Progra
     return Program("\n".join(parts), index)
 
 
-def _body_kinds(direction: str) -> tuple:
-    return FORWARD_BODIES if direction == "forward" else BACKWARD_BODIES
+def _body_kinds(direction: str, neuron_kind: str) -> tuple:
+    if direction == "forward":
+        return FORWARD_BODIES
+    return BACKWARD_BODIES if has_w(neuron_kind) else BACKWARD_BODIES[:-1]
 
 
 def catalog_specs(kind: str, dtype: str) -> list:
@@ -226,7 +235,8 @@ def catalog_specs(kind: str, dtype: str) -> list:
     slots)."""
     base = fused.NeuronSpec(kind=kind, v_threshold=1.0, v_reset=0.0, detach_reset=False,
                             surrogate="Sigmoid", surrogate_params=(("alpha", 4.0),), dtype=dtype,
-                            tau=2.0, v_rest=0.0, v_c=0.8, a0=1.0, delta_T=1.0, theta_rh=0.8)
+                            tau=2.0, v_rest=0.0, v_c=0.8, a0=1.0, delta_T=1.0, theta_rh=0.8,
+                            tau_w=2.0, a=0.1, b=0.05)
     decays = (True, False) if kind in ("LIF", "PLIF") else (True,)
     specs = [dataclasses.replace(base, decay_input=d, v_reset=r, detach_reset=det)
              for d in decays for r in (None, 0.0, -0.5) for det in (False, True)]
@@ -247,22 +257,23 @@ SURROGATE_NAMES = tuple(
 @lru_cache(maxsize=None)
 def catalog_program(direction: str, kind: str, dtype: str, layout: Layout) -> Program:
     """The program of every structure of `kind` (see `catalog_specs`)."""
-    tables = {k: [] for k in _body_kinds(direction)}
+    tables = {k: [] for k in _body_kinds(direction, kind)}
     for spec in catalog_specs(kind, dtype):
         f = formulas(spec)
         for k, bodies in tables.items():
             if f.bodies[k] not in bodies:
                 bodies.append(f.bodies[k])
-    return _program(direction, tables, dtype, layout)
+    return _program(direction, kind, tables, dtype, layout)
 
 
 def neuron_program(direction: str, spec, f: Formulas, layout: Layout):
     """(Program, variant indices) running `spec` (whose formulas are `f`) in
     `direction` ('forward' or 'backward') with `layout`."""
-    kinds = _body_kinds(direction)
+    kinds = _body_kinds(direction, spec.kind)
     program = catalog_program(direction, spec.kind, spec.dtype, layout)
     variants = program.variants(f, kinds)
     if variants is None:  # a structure outside the catalog: a program of its own
-        program = _program(direction, {k: [f.bodies[k]] for k in kinds}, spec.dtype, layout)
+        program = _program(direction, spec.kind, {k: [f.bodies[k]] for k in kinds}, spec.dtype,
+                           layout)
         variants = (0,) * len(kinds)
     return program, variants

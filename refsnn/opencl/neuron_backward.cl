@@ -5,8 +5,10 @@
  * Inputs saved by the forward: h_seq [T, M]; v_seq [T, M] and v0 [M] (the
  * potentials before each charge, for kinds whose Jacobian reads them); x_seq
  * (PLIF with decay_input). Optional pointers (v_seq, x_seq, grad_spike, grad_v,
- * k_partial) may be NULL. PLIF's dL/dk is summed per work-item, in a fixed
- * order, into k_partial[work-item]; the host sums those.
+ * grad_w, k_partial) may be NULL; grad_w (grad_w_seq [T, M]) and grad_w0 [M]
+ * are read and written under HAS_W only (the adaptation state w). PLIF's
+ * dL/dk is summed per work-item, in a fixed order, into k_partial[work-item];
+ * the host sums those.
  * Layouts as in neuron_forward.cl.
  */
 #pragma OPENCL FP_CONTRACT OFF
@@ -15,24 +17,30 @@
 __kernel void backward_per_neuron(__global const real *h_seq, __global const real *v_seq,
                                   __global const real *v0, __global const real *x_seq,
                                   __global const real *grad_spike, __global const real *grad_v,
-                                  __global real *grad_x, __global real *grad_v0,
+                                  __global const real *grad_w, __global real *grad_x,
+                                  __global real *grad_v0, __global real *grad_w0,
                                   __global real *k_partial, const int T, const int M,
                                   const real k, const real16 PF, const real16 PS,
-                                  const real16 PR, const real16 PJ, const int4 ids)
+                                  const real16 PR, const real16 PJ, const real16 PW,
+                                  const int8 ids)
 {
     const size_t i = get_global_id(0);
     if (i >= (size_t)M) return;
-    real gh = 0, dv = 0, dk = 0, acc_k = 0;
+    real gh = 0, dv = 0, dk = 0, acc_k = 0, gw = 0, dh_dw = 0, dw_dw = 0;
     for (int t = T - 1; t >= 0; --t) {
         const size_t at = (size_t)t * M + i;
         const real v_pre = !v_seq ? 0 : t > 0 ? v_seq[at - M] : v0[i];
         grad_x[at] = backward_step_s(
             ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
-            grad_spike ? grad_spike[at] : 0, grad_spike != 0, x_seq ? x_seq[at] : 0, v_pre,
-            k, &PF, &PS, &PR, &PJ, &gh, &dv, &dk);
+            grad_spike ? grad_spike[at] : 0, grad_spike != 0, grad_w ? grad_w[at] : 0,
+            grad_w != 0, x_seq ? x_seq[at] : 0, v_pre, k, &PF, &PS, &PR, &PJ, &PW,
+            &gh, &dv, &dk, &gw, &dh_dw, &dw_dw);
         if (k_partial) acc_k = acc_k + gh * dk;
     }
     grad_v0[i] = gh * dv;
+#ifdef HAS_W
+    grad_w0[i] = gh * dh_dw + gw * dw_dw;
+#endif
     if (k_partial) k_partial[i] = acc_k;
 }
 #endif
@@ -41,10 +49,12 @@ __kernel void backward_per_neuron(__global const real *h_seq, __global const rea
 __kernel void backward_chunked(__global const real *h_seq, __global const real *v_seq,
                                __global const real *v0, __global const real *x_seq,
                                __global const real *grad_spike, __global const real *grad_v,
-                               __global real *grad_x, __global real *grad_v0,
+                               __global const real *grad_w, __global real *grad_x,
+                               __global real *grad_v0, __global real *grad_w0,
                                __global real *k_partial, const int T, const int M,
                                const int chunk, const real k, const real16 PF, const real16 PS,
-                               const real16 PR, const real16 PJ, const int4 ids)
+                               const real16 PR, const real16 PJ, const real16 PW,
+                               const int8 ids)
 {
     const size_t base = get_global_id(0) * chunk;
     if (base >= (size_t)M) return;
@@ -53,6 +63,8 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
     const realW zero = (realW)(0);
     realW gh[NVEC], dv[NVEC], acc_k = zero;
     real gh_tail[W], dv_tail[W], acc_k_tail = 0;
+    realW gw[NVEC], dh_dw = zero, dw_dw = zero;      /* the adaptation state (HAS_W) */
+    real gw_tail[W], dh_dw_tail = 0, dw_dw_tail = 0;
     for (int t = T - 1; t >= 0; --t) {
         const size_t row = (size_t)t * M + base;
         for (int j = 0; j < nvec; ++j) {
@@ -62,7 +74,9 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
             VSTORE(backward_step_v(
                 ids, t == T - 1, VLOAD(h_seq + at), grad_v ? VLOAD(grad_v + at) : zero, grad_v != 0,
                 grad_spike ? VLOAD(grad_spike + at) : zero, grad_spike != 0,
-                x_seq ? VLOAD(x_seq + at) : zero, v_pre, k, &PF, &PS, &PR, &PJ, &gh[j], &dv[j], &dk),
+                grad_w ? VLOAD(grad_w + at) : zero, grad_w != 0,
+                x_seq ? VLOAD(x_seq + at) : zero, v_pre, k, &PF, &PS, &PR, &PJ, &PW,
+                &gh[j], &dv[j], &dk, &gw[j], &dh_dw, &dw_dw),
                 grad_x + at);
             if (k_partial) acc_k = acc_k + gh[j] * dk;
         }
@@ -73,13 +87,19 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
             real dk;
             grad_x[at] = backward_step_s(
                 ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
-                grad_spike ? grad_spike[at] : 0, grad_spike != 0, x_seq ? x_seq[at] : 0, v_pre,
-                k, &PF, &PS, &PR, &PJ, &gh_tail[jt], &dv_tail[jt], &dk);
+                grad_spike ? grad_spike[at] : 0, grad_spike != 0, grad_w ? grad_w[at] : 0,
+                grad_w != 0, x_seq ? x_seq[at] : 0, v_pre, k, &PF, &PS, &PR, &PJ, &PW,
+                &gh_tail[jt], &dv_tail[jt], &dk, &gw_tail[jt], &dh_dw_tail, &dw_dw_tail);
             if (k_partial) acc_k_tail = acc_k_tail + gh_tail[jt] * dk;
         }
     }
     for (int j = 0; j < nvec; ++j) VSTORE(gh[j] * dv[j], grad_v0 + base + j * W);
     for (int j = nvec * W; j < n; ++j) grad_v0[base + j] = gh_tail[j - nvec * W] * dv_tail[j - nvec * W];
+#ifdef HAS_W
+    for (int j = 0; j < nvec; ++j) VSTORE(gh[j] * dh_dw + gw[j] * dw_dw, grad_w0 + base + j * W);
+    for (int j = nvec * W; j < n; ++j)
+        grad_w0[base + j] = gh_tail[j - nvec * W] * dh_dw_tail + gw_tail[j - nvec * W] * dw_dw_tail;
+#endif
     if (k_partial) k_partial[get_global_id(0)] = HSUM(acc_k) + acc_k_tail;
 }
 #endif

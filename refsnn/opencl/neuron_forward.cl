@@ -5,8 +5,10 @@
  * from the Python formulas (refsnn.fused.step_formula over
  * refsnn.neuron_dynamics), each in a scalar and a vector form that dispatch on
  * the variant index `vf`:
- *   step_s / step_v(vf, x, v, k, &P, &h, &s) -> v after reset; stores h, spike
+ *   step_s / step_v(vf, x, v, &w, k, &P, &h, &s) -> v after reset; stores h, spike
+ *   and (kinds with the adaptation state w, HAS_W) the new w into w
  * Parameters arrive in the real16 argument P; k is PLIF's decay sigmoid(w).
+ * w0 [M] and w_seq [T, M] are read and written under HAS_W only (else NULL).
  *
  * Layouts: forward_per_neuron runs one work-item per neuron (coalesced rows,
  * for GPUs); forward_chunked runs one work-item per `chunk` contiguous neurons
@@ -18,27 +20,35 @@
 
 #ifdef PER_NEURON
 __kernel void forward_per_neuron(__global const real *x_seq, __global const real *v0,
-                                 __global real *spike_seq, __global real *v_seq,
+                                 __global const real *w0, __global real *spike_seq,
+                                 __global real *v_seq, __global real *w_seq,
                                  __global real *h_seq, const int T, const int M,
                                  const real k, const real16 P, const int vf)
 {
     const size_t i = get_global_id(0);
     if (i >= (size_t)M) return;
-    real v = v0[i];
+    real v = v0[i], w = 0;      /* the adaptation state; untouched without HAS_W */
+#ifdef HAS_W
+    w = w0[i];
+#endif
     for (int t = 0; t < T; ++t) {
         const size_t at = (size_t)t * M + i;
         real h, s;
-        v = step_s(vf, x_seq[at], v, k, &P, &h, &s);
+        v = step_s(vf, x_seq[at], v, &w, k, &P, &h, &s);
         spike_seq[at] = s;
         h_seq[at] = h;
         v_seq[at] = v;
+#ifdef HAS_W
+        w_seq[at] = w;
+#endif
     }
 }
 #endif
 
 #ifdef CHUNKED
 __kernel void forward_chunked(__global const real *x_seq, __global const real *v0,
-                              __global real *spike_seq, __global real *v_seq,
+                              __global const real *w0, __global real *spike_seq,
+                              __global real *v_seq, __global real *w_seq,
                               __global real *h_seq, const int T, const int M,
                               const int chunk, const real k, const real16 P, const int vf)
 {
@@ -50,24 +60,37 @@ __kernel void forward_chunked(__global const real *x_seq, __global const real *v
     real v_tail[W];
     for (int j = 0; j < nvec; ++j) v[j] = VLOAD(v0 + base + j * W);
     for (int j = nvec * W; j < n; ++j) v_tail[j - nvec * W] = v0[base + j];
+    realW w[NVEC];              /* the adaptation state; untouched without HAS_W */
+    real w_tail[W];
+#ifdef HAS_W
+    for (int j = 0; j < nvec; ++j) w[j] = VLOAD(w0 + base + j * W);
+    for (int j = nvec * W; j < n; ++j) w_tail[j - nvec * W] = w0[base + j];
+#endif
     for (int t = 0; t < T; ++t) {
         const size_t row = (size_t)t * M + base;
         for (int j = 0; j < nvec; ++j) {
             const size_t at = row + j * W;
             realW h, s;
-            v[j] = step_v(vf, VLOAD(x_seq + at), v[j], k, &P, &h, &s);
+            v[j] = step_v(vf, VLOAD(x_seq + at), v[j], &w[j], k, &P, &h, &s);
             VSTORE(s, spike_seq + at);
             VSTORE(h, h_seq + at);
             VSTORE(v[j], v_seq + at);
+#ifdef HAS_W
+            VSTORE(w[j], w_seq + at);
+#endif
         }
         for (int j = nvec * W; j < n; ++j) {
             const size_t at = row + j;
             real h, s;
-            const real v_j = step_s(vf, x_seq[at], v_tail[j - nvec * W], k, &P, &h, &s);
+            const real v_j = step_s(vf, x_seq[at], v_tail[j - nvec * W], &w_tail[j - nvec * W],
+                                    k, &P, &h, &s);
             v_tail[j - nvec * W] = v_j;
             spike_seq[at] = s;
             h_seq[at] = h;
             v_seq[at] = v_j;
+#ifdef HAS_W
+            w_seq[at] = w_tail[j - nvec * W];
+#endif
         }
     }
 }
