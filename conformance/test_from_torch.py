@@ -67,7 +67,7 @@ def test_twin_copies_configuration_and_backend():
     assert isinstance(lif.surrogate_function, surrogate.PiecewiseLeakyReLU)
     assert (lif.surrogate_function.w, lif.surrogate_function.c) == (0.5, 0.1)
     assert plif.w.data.tobytes() == net[1].w.detach().numpy().tobytes()
-    assert izh.backend == "numpy"  # no fused Izhikevich: keeps the composed path
+    assert izh.backend == "numpy"  # step mode 's' has no fused backend: the composed path
     assert (izh.a, izh.b, izh.tau_w, izh.step_mode) == (0.1, 0.05, 3.0, "s")
 
 
