@@ -15,7 +15,21 @@ from ..containers import Sequential
 from ..module import Module
 from ._common import build_neuron, kaiming_normal_fan_out
 
-__all__ = ["conv3x3", "conv1x1", "ResidualBlock", "ResNetBase"]
+__all__ = ["TORCHVISION_RESNETS", "conv3x3", "conv1x1", "ResidualBlock", "ResNetBase"]
+
+#: torchvision's ResNet family, arch -> (bottleneck blocks?, blocks per stage,
+#: fixed model arguments: the ResNeXt / wide widths, which override the caller's)
+TORCHVISION_RESNETS = {
+    "resnet18": (False, (2, 2, 2, 2), {}),
+    "resnet34": (False, (3, 4, 6, 3), {}),
+    "resnet50": (True, (3, 4, 6, 3), {}),
+    "resnet101": (True, (3, 4, 23, 3), {}),
+    "resnet152": (True, (3, 8, 36, 3), {}),
+    "resnext50_32x4d": (True, (3, 4, 6, 3), {"groups": 32, "width_per_group": 4}),
+    "resnext101_32x8d": (True, (3, 4, 23, 3), {"groups": 32, "width_per_group": 8}),
+    "wide_resnet50_2": (True, (3, 4, 6, 3), {"width_per_group": 128}),
+    "wide_resnet101_2": (True, (3, 4, 23, 3), {"width_per_group": 128}),
+}
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,

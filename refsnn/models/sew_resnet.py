@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ..layers import BatchNorm2d
 from ._common import LayerByLayer, StepByStep, build_neuron, refuse_pretrained
-from ._resnet import ResidualBlock, ResNetBase, conv1x1, conv3x3
+from ._resnet import TORCHVISION_RESNETS, ResidualBlock, ResNetBase, conv1x1, conv3x3
 
 __all__ = [
     "sew_function", "BasicBlock", "MultiStepBasicBlock", "Bottleneck", "MultiStepBottleneck",
@@ -201,10 +201,14 @@ class MultiStepSEWResNet(LayerByLayer, ResNetBase):
         self.T = T
 
 
-def _builders(arch: str, block, multi_step_block, layers, **fixed):
-    """The step-by-step and layer-by-layer SEW builders of torchvision's `arch`,
-    with SpikingJelly's names and signatures."""
+def _builders(arch: str):
+    """The step-by-step and layer-by-layer SEW builders of torchvision's `arch`
+    (a key of `TORCHVISION_RESNETS`), with SpikingJelly's names and signatures."""
     name = f"sew_{arch}"
+    bottleneck, stages, fixed = TORCHVISION_RESNETS[arch]
+    block, multi_step_block = (Bottleneck, MultiStepBottleneck) if bottleneck else \
+        (BasicBlock, MultiStepBasicBlock)
+    layers = list(stages)
 
     def single_step(pretrained: bool = False, progress: bool = True, cnf: str = None,
                     single_step_neuron=None, **kwargs):
@@ -236,23 +240,12 @@ def _builders(arch: str, block, multi_step_block, layers, **fixed):
     return single_step, multi_step
 
 
-sew_resnet18, multi_step_sew_resnet18 = _builders(
-    "resnet18", BasicBlock, MultiStepBasicBlock, [2, 2, 2, 2])
-sew_resnet34, multi_step_sew_resnet34 = _builders(
-    "resnet34", BasicBlock, MultiStepBasicBlock, [3, 4, 6, 3])
-sew_resnet50, multi_step_sew_resnet50 = _builders(
-    "resnet50", Bottleneck, MultiStepBottleneck, [3, 4, 6, 3])
-sew_resnet101, multi_step_sew_resnet101 = _builders(
-    "resnet101", Bottleneck, MultiStepBottleneck, [3, 4, 23, 3])
-sew_resnet152, multi_step_sew_resnet152 = _builders(
-    "resnet152", Bottleneck, MultiStepBottleneck, [3, 8, 36, 3])
-sew_resnext50_32x4d, multi_step_sew_resnext50_32x4d = _builders(
-    "resnext50_32x4d", Bottleneck, MultiStepBottleneck, [3, 4, 6, 3],
-    groups=32, width_per_group=4)
-sew_resnext101_32x8d, multi_step_sew_resnext101_32x8d = _builders(
-    "resnext101_32x8d", Bottleneck, MultiStepBottleneck, [3, 4, 23, 3],
-    groups=32, width_per_group=8)
-sew_wide_resnet50_2, multi_step_sew_wide_resnet50_2 = _builders(
-    "wide_resnet50_2", Bottleneck, MultiStepBottleneck, [3, 4, 6, 3], width_per_group=128)
-sew_wide_resnet101_2, multi_step_sew_wide_resnet101_2 = _builders(
-    "wide_resnet101_2", Bottleneck, MultiStepBottleneck, [3, 4, 23, 3], width_per_group=128)
+sew_resnet18, multi_step_sew_resnet18 = _builders("resnet18")
+sew_resnet34, multi_step_sew_resnet34 = _builders("resnet34")
+sew_resnet50, multi_step_sew_resnet50 = _builders("resnet50")
+sew_resnet101, multi_step_sew_resnet101 = _builders("resnet101")
+sew_resnet152, multi_step_sew_resnet152 = _builders("resnet152")
+sew_resnext50_32x4d, multi_step_sew_resnext50_32x4d = _builders("resnext50_32x4d")
+sew_resnext101_32x8d, multi_step_sew_resnext101_32x8d = _builders("resnext101_32x8d")
+sew_wide_resnet50_2, multi_step_sew_wide_resnet50_2 = _builders("wide_resnet50_2")
+sew_wide_resnet101_2, multi_step_sew_wide_resnet101_2 = _builders("wide_resnet101_2")

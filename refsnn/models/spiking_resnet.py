@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ..layers import BatchNorm2d
 from ._common import LayerByLayer, StepByStep, build_neuron, refuse_pretrained
-from ._resnet import ResidualBlock, ResNetBase, conv1x1, conv3x3
+from ._resnet import TORCHVISION_RESNETS, ResidualBlock, ResNetBase, conv1x1, conv3x3
 
 __all__ = [
     "BasicBlock", "MultiStepBasicBlock", "Bottleneck", "MultiStepBottleneck",
@@ -154,11 +154,16 @@ class MultiStepSpikingResNet(LayerByLayer, ResNetBase):
         self.T = T
 
 
-def _builders(arch: str, block, multi_step_block, layers, **fixed):
+def _builders(arch: str):
     """The step-by-step and layer-by-layer builder functions of torchvision's
-    `arch`, with SpikingJelly's names and signatures. `fixed` model arguments
-    (ResNeXt groups, wide widths) override the caller's, as in SpikingJelly."""
+    `arch` (a key of `TORCHVISION_RESNETS`), with SpikingJelly's names and
+    signatures. Its fixed model arguments (ResNeXt groups, wide widths)
+    override the caller's, as in SpikingJelly."""
     name = f"spiking_{arch}"
+    bottleneck, stages, fixed = TORCHVISION_RESNETS[arch]
+    block, multi_step_block = (Bottleneck, MultiStepBottleneck) if bottleneck else \
+        (BasicBlock, MultiStepBasicBlock)
+    layers = list(stages)
 
     def single_step(pretrained: bool = False, progress: bool = True, single_step_neuron=None,
                     **kwargs):
@@ -191,23 +196,12 @@ def _builders(arch: str, block, multi_step_block, layers, **fixed):
     return single_step, multi_step
 
 
-spiking_resnet18, multi_step_spiking_resnet18 = _builders(
-    "resnet18", BasicBlock, MultiStepBasicBlock, [2, 2, 2, 2])
-spiking_resnet34, multi_step_spiking_resnet34 = _builders(
-    "resnet34", BasicBlock, MultiStepBasicBlock, [3, 4, 6, 3])
-spiking_resnet50, multi_step_spiking_resnet50 = _builders(
-    "resnet50", Bottleneck, MultiStepBottleneck, [3, 4, 6, 3])
-spiking_resnet101, multi_step_spiking_resnet101 = _builders(
-    "resnet101", Bottleneck, MultiStepBottleneck, [3, 4, 23, 3])
-spiking_resnet152, multi_step_spiking_resnet152 = _builders(
-    "resnet152", Bottleneck, MultiStepBottleneck, [3, 8, 36, 3])
-spiking_resnext50_32x4d, multi_step_spiking_resnext50_32x4d = _builders(
-    "resnext50_32x4d", Bottleneck, MultiStepBottleneck, [3, 4, 6, 3],
-    groups=32, width_per_group=4)
-spiking_resnext101_32x8d, multi_step_spiking_resnext101_32x8d = _builders(
-    "resnext101_32x8d", Bottleneck, MultiStepBottleneck, [3, 4, 23, 3],
-    groups=32, width_per_group=8)
-spiking_wide_resnet50_2, multi_step_spiking_wide_resnet50_2 = _builders(
-    "wide_resnet50_2", Bottleneck, MultiStepBottleneck, [3, 4, 6, 3], width_per_group=128)
-spiking_wide_resnet101_2, multi_step_spiking_wide_resnet101_2 = _builders(
-    "wide_resnet101_2", Bottleneck, MultiStepBottleneck, [3, 4, 23, 3], width_per_group=128)
+spiking_resnet18, multi_step_spiking_resnet18 = _builders("resnet18")
+spiking_resnet34, multi_step_spiking_resnet34 = _builders("resnet34")
+spiking_resnet50, multi_step_spiking_resnet50 = _builders("resnet50")
+spiking_resnet101, multi_step_spiking_resnet101 = _builders("resnet101")
+spiking_resnet152, multi_step_spiking_resnet152 = _builders("resnet152")
+spiking_resnext50_32x4d, multi_step_spiking_resnext50_32x4d = _builders("resnext50_32x4d")
+spiking_resnext101_32x8d, multi_step_spiking_resnext101_32x8d = _builders("resnext101_32x8d")
+spiking_wide_resnet50_2, multi_step_spiking_wide_resnet50_2 = _builders("wide_resnet50_2")
+spiking_wide_resnet101_2, multi_step_spiking_wide_resnet101_2 = _builders("wide_resnet101_2")
