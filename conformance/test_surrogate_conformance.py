@@ -19,6 +19,7 @@ ab = pytest.importorskip("spikingjelly.activation_based.surrogate")
 
 import refsnn as rs  # noqa: E402
 from refsnn import surrogate as sg  # noqa: E402
+from refsnn.conformance.compare import bit_equal  # noqa: E402
 from refsnn.mathops import NumpyOps  # noqa: E402
 
 API = {"cd": cd, "ab": ab}
@@ -187,8 +188,7 @@ def assert_bitwise(what, x, actual, expected):
     """Same dtype and bits (so -0.0 != +0.0); any NaN matches any NaN."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
-    uint = np.uint32 if actual.dtype == np.float32 else np.uint64
-    same = (actual.view(uint) == expected.view(uint)) | (np.isnan(actual) & np.isnan(expected))
+    same = bit_equal(actual, expected)
     assert same.all(), _report(what, x, actual, expected, ~same)
 
 
