@@ -26,7 +26,6 @@ __all__ = ["from_nir", "require_nir", "load_graph", "infer_shape", "ShapeError",
 SUPPORTED_TYPES = ("Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d",
                    "Flatten", "SumPool2d", "AvgPool2d", "Delay", "Threshold", "I", "LI",
                    "IF", "LIF", "CubaLI", "CubaLIF")
-_NEURON_TYPES = ("I", "LI", "IF", "LIF", "CubaLI", "CubaLIF")
 
 
 def require_nir():
