@@ -1,15 +1,25 @@
-"""The user-facing test toolkit: checks that refsnn (or your own `Function`s)
-compute what they claim.
+"""The user-facing test toolkit: checks that refsnn (or your own `Function`s,
+kernels and implementations) compute what they claim.
 
-Sections: float64 gradient check.
+- `gradcheck`: autograd gradients against float64 central differences (here);
+- `assert_spikes_equal`, `spike_report`, `assert_grads_close`,
+  `grad_tolerance`: spike and gradient comparisons (`refsnn.comparisons`);
+- `export_bundle`, `read_bundle`, `check_bundle`, `reference_impl`,
+  `reference_outputs`, `assert_outputs_match`: golden bundles
+  (`refsnn.golden`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .autograd import Tensor, no_grad
+from .comparisons import assert_grads_close, assert_spikes_equal, grad_tolerance, spike_report
+from .golden import (assert_outputs_match, check_bundle, export_bundle, read_bundle,
+                     reference_impl, reference_outputs)
 
-__all__ = ["gradcheck"]
+__all__ = ["gradcheck", "assert_spikes_equal", "spike_report", "assert_grads_close",
+           "grad_tolerance", "export_bundle", "read_bundle", "check_bundle", "reference_impl",
+           "reference_outputs", "assert_outputs_match"]
 
 
 # ----------------------------------------------------------------------------
@@ -105,17 +115,3 @@ def _assert_close(i: int, analytic: np.ndarray, numeric: np.ndarray,
         f"{int(bad.sum())} of {bad.size} element(s) (atol={atol:g}, rtol={rtol:g}); "
         f"worst at element {tuple(int(k) for k in worst)}: analytic "
         f"{float(analytic[worst]):.10g}, numeric {float(numeric[worst]):.10g}")
-
-
-# ----------------------------------------------------------------------------
-# spike and gradient comparisons, golden bundles (refsnn.comparisons, refsnn.golden)
-# ----------------------------------------------------------------------------
-from .comparisons import (  # noqa: E402
-    assert_grads_close, assert_spikes_equal, grad_tolerance, spike_report)
-from .golden import (  # noqa: E402
-    assert_outputs_match, check_bundle, export_bundle, read_bundle, reference_impl,
-    reference_outputs)
-
-__all__ += ["assert_spikes_equal", "spike_report", "assert_grads_close", "grad_tolerance",
-            "export_bundle", "read_bundle", "check_bundle", "reference_impl",
-            "reference_outputs", "assert_outputs_match"]
