@@ -26,32 +26,32 @@ class _UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="refsnn golden",
+    parser = _Parser(prog="refsnn golden",
                 description="Write golden cases (refsnn's outputs for fixed inputs) or check an "
                             "implementation against them. Format: docs/golden-format.md.")
-    sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    e = sub.add_parser("export", help="write the default catalog of cases into DIR")
-    e.add_argument("directory", metavar="DIR")
-    e.add_argument("--no-verify", action="store_true",
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    export = sub.add_parser("export", help="write the default catalog of cases into DIR")
+    export.add_argument("directory", metavar="DIR")
+    export.add_argument("--no-verify", action="store_true",
                    help="do not run SpikingJelly even when it is installed "
                         "(spikingjelly_version is then null)")
-    e.add_argument("--force", action="store_true", help="write into a non-empty DIR")
-    e.add_argument("--select", metavar="TEXT", help="only cases whose name contains TEXT")
-    c = sub.add_parser("check", help="replay the cases of DIR against an implementation")
-    c.add_argument("directory", metavar="DIR")
-    c.add_argument("--impl", metavar="MODULE:FUNCTION", default="refsnn.golden:reference_impl",
+    export.add_argument("--force", action="store_true", help="write into a non-empty DIR")
+    export.add_argument("--select", metavar="TEXT", help="only cases whose name contains TEXT")
+    check = sub.add_parser("check", help="replay the cases of DIR against an implementation")
+    check.add_argument("directory", metavar="DIR")
+    check.add_argument("--impl", metavar="MODULE:FUNCTION", default="refsnn.golden:reference_impl",
                    help="the implementation: 'package.module:function' or "
                         "'path/file.py:function', called as function(manifest, arrays) -> "
                         "dict of arrays (default: refsnn itself)")
-    c.add_argument("--select", metavar="TEXT", help="only cases whose name contains TEXT")
-    c.add_argument("--exact", action="store_true",
+    check.add_argument("--select", metavar="TEXT", help="only cases whose name contains TEXT")
+    check.add_argument("--exact", action="store_true",
                    help="require bitwise-equal potentials and gradients")
-    c.add_argument("--allow-rounding-flips", action="store_true",
+    check.add_argument("--allow-rounding-flips", action="store_true",
                    help="accept spike flips whose potential was within a few ulp of the "
                         "threshold (and their later flips in the same neuron)")
-    c.add_argument("--ulps", type=float, default=16.0,
+    check.add_argument("--ulps", type=float, default=16.0,
                    help="tolerance per time step and summed term, in ulps (default 16)")
-    return p
+    return parser
 
 
 def _export(args) -> int:
