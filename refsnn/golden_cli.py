@@ -27,30 +27,32 @@ class _UsageError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="refsnn golden",
-                description="Write golden cases (refsnn's outputs for fixed inputs) or check an "
-                            "implementation against them. Format: docs/golden-format.md.")
+                     description="Write golden cases (refsnn's outputs for fixed inputs) or "
+                                 "check an implementation against them. Format: "
+                                 "docs/golden-format.md.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     export = sub.add_parser("export", help="write the default catalog of cases into DIR")
     export.add_argument("directory", metavar="DIR")
     export.add_argument("--no-verify", action="store_true",
-                   help="do not run SpikingJelly even when it is installed "
-                        "(spikingjelly_version is then null)")
+                        help="do not run SpikingJelly even when it is installed "
+                             "(spikingjelly_version is then null)")
     export.add_argument("--force", action="store_true", help="write into a non-empty DIR")
     export.add_argument("--select", metavar="TEXT", help="only cases whose name contains TEXT")
     check = sub.add_parser("check", help="replay the cases of DIR against an implementation")
     check.add_argument("directory", metavar="DIR")
-    check.add_argument("--impl", metavar="MODULE:FUNCTION", default="refsnn.golden:reference_impl",
-                   help="the implementation: 'package.module:function' or "
-                        "'path/file.py:function', called as function(manifest, arrays) -> "
-                        "dict of arrays (default: refsnn itself)")
+    check.add_argument("--impl", metavar="MODULE:FUNCTION",
+                       default="refsnn.golden:reference_impl",
+                       help="the implementation: 'package.module:function' or "
+                            "'path/file.py:function', called as function(manifest, arrays) -> "
+                            "dict of arrays (default: refsnn itself)")
     check.add_argument("--select", metavar="TEXT", help="only cases whose name contains TEXT")
     check.add_argument("--exact", action="store_true",
-                   help="require bitwise-equal potentials and gradients")
+                       help="require bitwise-equal potentials and gradients")
     check.add_argument("--allow-rounding-flips", action="store_true",
-                   help="accept spike flips whose potential was within a few ulp of the "
-                        "threshold (and their later flips in the same neuron)")
+                       help="accept spike flips whose potential was within a few ulp of the "
+                            "threshold (and their later flips in the same neuron)")
     check.add_argument("--ulps", type=float, default=16.0,
-                   help="tolerance per time step and summed term, in ulps (default 16)")
+                       help="tolerance per time step and summed term, in ulps (default 16)")
     return parser
 
 
