@@ -3,7 +3,8 @@
 Both run in this process with the same number of threads (OpenBLAS for NumPy,
 torch's intra-op pool; 2 by default). Runs are interleaved (refsnn, torch, refsnn, ...) after a warm-up so
 that load from other processes hits both alike; the figure is the median of
-the per-pair ratios. Target: conv2d ratio <= 1.5.
+the per-pair ratios. The load average is printed before and after: on a
+shared machine, rerun when it is low. Target: conv2d ratio <= 1.5.
 
     python benchmarks/bench_conv.py [--repeat 15] [--threads 2]
 """
@@ -20,6 +21,10 @@ import numpy as np  # noqa: E402
 
 import refsnn as rs  # noqa: E402
 from refsnn import ops  # noqa: E402
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _pair_times(run_refsnn, run_torch, repeat: int, clock):
@@ -87,7 +92,7 @@ def main(argv=None) -> int:
     clock = time.thread_time if args.threads == 1 else time.perf_counter
     print(f"forward + backward, float32, {args.threads} thread(s), "
           f"{'thread CPU' if args.threads == 1 else 'wall-clock'} time, "
-          f"median of interleaved runs")
+          f"median of interleaved runs; load average {_load()}")
     ratio = _case("conv2d 3x3 pad 1, [32, 16, 32, 32] -> 32 channels",
                   lambda x, w, b: ops.conv2d(x, w, b, padding=1),
                   lambda x, w, b: F.conv2d(x, w, b, padding=1),
@@ -100,7 +105,8 @@ def main(argv=None) -> int:
           ops.linear, F.linear, [f32(256, 512), f32(256, 512), f32(256)], args.repeat, clock)
     _case("linear [8, 64, 784] -> 100 (time folded in)",
           ops.linear, F.linear, [f32(8, 64, 784), f32(100, 784), f32(100)], args.repeat, clock)
-    print(f"conv2d target ratio <= 1.5: {'met' if ratio <= 1.5 else 'NOT met'} ({ratio:.2f})")
+    print(f"conv2d target ratio <= 1.5: {'met' if ratio <= 1.5 else 'NOT met'} ({ratio:.2f}); "
+          f"load average {_load()}")
     return 0
 
 

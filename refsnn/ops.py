@@ -12,12 +12,15 @@ existing ones). Shapes use PyTorch's layout, channels first:
 
 How the 2-D window ops work: the input is padded once, and a window op is
 split into one strided view of the padded input per kernel offset `(i, j)`
-(`_Grid.view`). Convolution copies those k*k views into a channel-major
-im2col matrix `[C*kh*kw, N*Ho*Wo]` (one copy per offset, not per pixel) and
-multiplies the weight matrix `[O, C*kh*kw]` by it with one BLAS GEMM; its input
-gradient is the reverse (GEMM, then k*k strided adds: col2im). To keep the
-im2col matrix in cache and out of memory, the batch is processed in chunks of
-a few images, and backward rebuilds each chunk instead of saving the matrix.
+(`_Grid.view`). Convolution lays each padded image row out `Wq` output
+columns wide (`_WideRows`: a few junk columns per row that no caller sees),
+so that what offset `(i, j)` reads of a channel is one long strided run:
+im2col `[n, C*kh*kw, Ho*Wq]` is one copy from a strided view, the GEMM with
+the weight matrix `[O, C*kh*kw]` writes the output in its own layout, and
+the input gradient's col2im is one sum of shifted views per stride phase.
+To keep the im2col matrix in cache and out of memory, the batch is processed
+in chunks of a few images, and backward rebuilds each chunk instead of
+saving the matrix.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import itertools
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .autograd import Function, Tensor, as_tensor, default_generator
 
@@ -180,77 +184,200 @@ def _conv_chunks(n: int, cols_bytes_per_image: int):
     return [(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _im2col(xp: np.ndarray, grid: _Grid, cols: np.ndarray) -> None:
-    """Fill `cols: [C, kh, kw, n, Ho, Wo]` from padded images `xp: [n, C, Hp, Wp]`
-    (channel-major, so that `cols` reshaped to `[C*kh*kw, n*Ho*Wo]` is the
-    right operand of one GEMM for the whole chunk)."""
-    for i, j in grid.offsets():
-        cols[:, i, j] = grid.view(xp, i, j).transpose(1, 0, 2, 3)
+class _WideRows(NamedTuple):
+    """conv2d's windows, with every output row computed `Wq` columns wide.
+
+    The input is zero-padded to `[N, C, Hp, Wp]` with `Hp`, `Wp` multiples of
+    the strides (`pads` may be wider at the bottom and right than asked for),
+    and each output row is computed `Wq = Wp / sw` columns wide: columns
+    `Wo..Wq-1` are junk that no caller sees. In exchange, what kernel offset
+    (i, j) reads of a channel is one strided view `[Ho, Wq]` with row step
+    `sh*Wp`, at stride 1 one contiguous run of `Ho*Wp` elements, so im2col
+    and col2im are a few long copies and sums instead of k*k*Ho short ones.
+    The junk windows of the last row read up to `(kw-1)*dw` elements past the
+    last plane: `pad` allocates that tail.
+
+    col2im works per phase (a, b) of the padded input, the rows `a::sh` and
+    columns `b::sw` (one phase at stride 1): each is a `[Hp/sh, Wq]` grid on
+    which every kernel offset that reaches it, (i, j) with `i*dh = a + sh*u`
+    and `j*dw = b + sw*v`, sends its gradients `[Ho, Wq]` shifted by (u, v).
+    A shift is a flat offset `u*Wq + v` in a row of `scatter_buffer` that
+    holds the gradients `reach` elements in with zeros around, so a phase is
+    one sum of shifted views of those rows.
+    """
+    grid: _Grid
+    pads: tuple     # (top, bottom, left, right)
+    padded: tuple   # (Hp, Wp)
+
+    @property
+    def wide(self) -> int:
+        """Wq, the output columns computed per row."""
+        return self.padded[1] // self.grid.stride[1]
+
+    @property
+    def reach(self) -> int:
+        """Largest flat shift `u*Wq + v` of a kernel offset within its phase."""
+        (kh, kw), (sh, sw), (dh, dw) = self.grid.kernel, self.grid.stride, self.grid.dilation
+        return (kh - 1) * dh // sh * self.wide + (kw - 1) * dw // sw
+
+    def pad(self, x: np.ndarray) -> np.ndarray:
+        """`x: [n, C, H, W]` zero-padded to `[n, C, Hp, Wp]`, plus a zero tail."""
+        n, c, h, w = x.shape
+        (hp, wp), top, left = self.padded, self.pads[0], self.pads[2]
+        tail = (self.grid.kernel[1] - 1) * self.grid.dilation[1]
+        xp = np.zeros(n * c * hp * wp + tail, dtype=x.dtype)[:n * c * hp * wp]
+        xp = xp.reshape(n, c, hp, wp)
+        xp[:, :, top:top + h, left:left + w] = x
+        return xp
+
+    def widen(self, g: np.ndarray) -> np.ndarray:
+        """`g: [N, O, Ho, Wo]` as `[N, O, Ho, Wq]`, junk columns 0."""
+        g_wide = np.zeros(g.shape[:3] + (self.wide,), dtype=g.dtype)
+        g_wide[..., :g.shape[3]] = g
+        return g_wide
+
+    def windows(self, xp: np.ndarray) -> np.ndarray:
+        """Read-only view `[n, C, kh, kw, Ho, Wq]` of `xp` (made by `pad`):
+        at (c, i, j, h, w) the input that offset (i, j) of window (h, w) sees."""
+        (kh, kw), (sh, sw), (dh, dw) = self.grid.kernel, self.grid.stride, self.grid.dilation
+        s_n, s_c, s_h, s_w = xp.strides
+        return as_strided(xp, (*xp.shape[:2], kh, kw, self.grid.out[0], self.wide),
+                          (s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w), writeable=False)
+
+    def scatter_buffer(self, n: int, c: int, dtype) -> np.ndarray:
+        """Zeros `[n, C*kh*kw, reach + Hp/sh*Wq]`, one row per im2col row;
+        gradients go to `[..., reach:reach + Ho*Wq]` and the rest stays 0."""
+        kh, kw = self.grid.kernel
+        rows = self.padded[0] // self.grid.stride[0]
+        return np.zeros((n, c * kh * kw, self.reach + rows * self.wide), dtype=dtype)
+
+    def col2im(self, buf: np.ndarray, gxp: np.ndarray) -> None:
+        """Set `gxp: [n, C, Hp, Wp]` to the sums of the gradients in `buf`
+        (from `scatter_buffer`) over the windows that read each element."""
+        (kh, kw), (sh, sw), (dh, dw) = self.grid.kernel, self.grid.stride, self.grid.dilation
+        rows, wq = self.padded[0] // sh, self.wide
+        flat = buf.reshape(-1)
+        s_n, s_row, s_e = buf.strides
+        for a, b in itertools.product(range(sh), range(sw)):
+            i_first, i_step, i_count = _offsets_in_phase(kh, dh, sh, a)
+            j_first, j_step, j_count = _offsets_in_phase(kw, dw, sw, b)
+            out = gxp[:, :, a::sh, b::sw]
+            if not i_count or not j_count:
+                out[...] = 0
+                continue
+            start = ((i_first * kw + j_first) * buf.shape[2] + self.reach
+                     - (i_first * dh - a) // sh * wq - (j_first * dw - b) // sw)
+            shifted = as_strided(
+                flat[start:], (*gxp.shape[:2], i_count, j_count, rows, wq),
+                (s_n, kh * kw * s_row, i_step * kw * s_row - i_step * dh // sh * wq * s_e,
+                 j_step * s_row - j_step * dw // sw * s_e, wq * s_e, s_e), writeable=False)
+            np.sum(shifted, axis=(2, 3), out=out)
 
 
-def _col2im(gcols: np.ndarray, grid: _Grid, gxp: np.ndarray) -> None:
-    """Add `gcols: [C, kh, kw, n, Ho, Wo]` back onto `gxp: [n, C, Hp, Wp]`."""
-    for i, j in grid.offsets():
-        grid.view(gxp, i, j)[...] += gcols[:, i, j].transpose(1, 0, 2, 3)
+def _offsets_in_phase(k: int, d: int, s: int, phase: int) -> tuple:
+    """(first, step, count) of the kernel offsets i < k with `i*d % s == phase`."""
+    hits = [i for i in range(k) if i * d % s == phase]
+    return (hits[0] if hits else 0, hits[1] - hits[0] if len(hits) > 1 else 1, len(hits))
+
+
+def _wide_rows(x_shape: tuple, pads: tuple, grid: _Grid) -> _WideRows:
+    top, bottom, left, right = pads
+    (sh, sw), (h, w) = grid.stride, x_shape[2:]
+    hp = -(-(h + top + bottom) // sh) * sh
+    wp = -(-(w + left + right) // sw) * sw
+    return _WideRows(grid, (top, hp - h - top, left, wp - w - left), (hp, wp))
+
+
+# Junk columns hold inputs (forward, weight gradient) or zeros (input
+# gradient) that meet zeros on the other side of the GEMM, so they add 0 --
+# unless an input or weight is inf or NaN: 0 * inf is NaN, where PyTorch gives
+# inf. A gradient that comes out non-finite is therefore recomputed with the
+# junk columns set to 0 (`zero_junk`); finite ones are exact as they are.
+def _conv_weight_grad(g_wide, xp, rows: _WideRows, groups: int, zero_junk=False):
+    """`[G, O/G, C/G*kh*kw]` from `g_wide: [N, O, Ho, Wq]` and the padded input."""
+    n, c = xp.shape[:2]
+    o = g_wide.shape[1]
+    (kh, kw), (ho, wo), wq = rows.grid.kernel, rows.grid.out, rows.wide
+    chunks = _conv_chunks(n, c * kh * kw * ho * wq * xp.itemsize)
+    cols = np.empty((chunks[0][1], c, kh, kw, ho, wq), dtype=xp.dtype)
+    gw = np.zeros((groups, o // groups, c // groups * kh * kw), dtype=xp.dtype)
+    for a, b in chunks:
+        np.copyto(cols[:b - a], rows.windows(xp[a:b]))
+        if zero_junk:
+            cols[:b - a, ..., wo:] = 0
+        cols_t = cols[:b - a].reshape(b - a, groups, -1, ho * wq).swapaxes(-1, -2)
+        gw += np.matmul(g_wide[a:b].reshape(b - a, groups, o // groups, -1), cols_t).sum(0)
+    if not zero_junk and not np.isfinite(gw).all():
+        return _conv_weight_grad(g_wide, xp, rows, groups, zero_junk=True)
+    return gw
+
+
+def _conv_input_grad(g_wide, weight, rows: _WideRows, groups: int, zero_junk=False):
+    """Gradient `[N, C, Hp, Wp]` of the padded input from `g_wide: [N, O, Ho, Wq]`."""
+    n, o, ho = g_wide.shape[:3]
+    c, kh, kw = weight.shape[1] * groups, weight.shape[2], weight.shape[3]
+    wo, wq = rows.grid.out[1], rows.wide
+    w_t = weight.reshape(groups, o // groups, -1).swapaxes(-1, -2)
+    chunks = _conv_chunks(n, c * kh * kw * ho * wq * weight.itemsize)
+    scatter = rows.scatter_buffer(chunks[0][1], c, weight.dtype)
+    gxp = np.empty((n, c, *rows.padded), dtype=weight.dtype)
+    for a, b in chunks:
+        g_mat = g_wide[a:b].reshape(b - a, groups, o // groups, -1)
+        spots = scatter[:b - a, :, rows.reach:rows.reach + ho * wq]
+        np.matmul(w_t, g_mat, out=spots.reshape(b - a, groups, -1, ho * wq))
+        if zero_junk:
+            spots.reshape(b - a, -1, ho, wq)[..., wo:] = 0
+        rows.col2im(scatter[:b - a], gxp[a:b])
+    if not zero_junk and not np.isfinite(gxp).all():
+        return _conv_input_grad(g_wide, weight, rows, groups, zero_junk=True)
+    return gxp
 
 
 class Conv2d(Function):
-    """2-D cross-correlation by chunked im2col + GEMM.
+    """2-D cross-correlation by chunked im2col + GEMM on wide rows (`_WideRows`).
 
     forward(x: [N, C, H, W], weight: [O, C/G, kh, kw], bias: [O] | None,
-    pads: (top, bottom, left, right), grid: _Grid, groups) -> [N, O, Ho, Wo].
-    Per chunk of n images: `[G, O/G, C/G*kh*kw] @ [G, C/G*kh*kw, n*Ho*Wo]`.
+    rows: _WideRows, groups) -> [N, O, Ho, Wo]. Per chunk of n images, im2col
+    `[n, C, kh, kw, Ho*Wq]` is one copy from a strided view and the GEMM
+    `[G, O/G, C/G*kh*kw] @ [n, G, C/G*kh*kw, Ho*Wq]` writes `[n, O, Ho, Wq]`
+    straight into the output, which is returned as a view without the junk
+    columns. Backward rebuilds each chunk's im2col for the weight gradient;
+    the input gradient's GEMM writes into `scatter_buffer` rows, summed by
+    `_WideRows.col2im`. Like torch, inf - inf gives NaN without a warning.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, pads, grid, groups):
+    def forward(ctx, x, weight, bias, rows, groups):
         n, c = x.shape[:2]
         o, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
-        ho, wo = grid.out
-        xp = _padded(x, pads)
+        (ho, wo), wq = rows.grid.out, rows.wide
+        xp = rows.pad(x)
         w_mat = weight.reshape(groups, o // groups, -1)
-        out = np.empty((n, o, ho, wo), dtype=x.dtype)
-        chunks = _conv_chunks(n, c * kh * kw * ho * wo * x.itemsize)
-        cols = np.empty((c, kh, kw, chunks[0][1], ho, wo), dtype=x.dtype)
-        for a, b in chunks:
-            chunk = cols[:, :, :, :b - a]
-            _im2col(xp[a:b], grid, chunk)
-            y = np.matmul(w_mat, chunk.reshape(groups, -1, (b - a) * ho * wo))
-            y = y.reshape(o, b - a, ho, wo)
-            if bias is not None:
-                y += bias[:, None, None, None]
-            out[a:b] = y.transpose(1, 0, 2, 3)
-        ctx.saved = (xp, weight, x.shape, pads, grid, groups)
-        return out
+        chunks = _conv_chunks(n, c * kh * kw * ho * wq * x.itemsize)
+        cols = np.empty((chunks[0][1], c, kh, kw, ho, wq), dtype=x.dtype)
+        out = np.empty((n, groups, o // groups, ho * wq), dtype=x.dtype)
+        with np.errstate(invalid="ignore"):
+            for a, b in chunks:
+                np.copyto(cols[:b - a], rows.windows(xp[a:b]))
+                y = np.matmul(w_mat, cols[:b - a].reshape(b - a, groups, -1, ho * wq),
+                              out=out[a:b])
+                if bias is not None:
+                    y += bias.reshape(groups, -1, 1)
+        ctx.saved = (xp, weight, x.shape, rows, groups)
+        return out.reshape(n, o, ho, wq)[..., :wo]
 
     @staticmethod
     def backward(ctx, g):
-        xp, weight, x_shape, pads, grid, groups = ctx.saved
+        xp, weight, x_shape, rows, groups = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        n, c = x_shape[:2]
-        o, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
-        ho, wo = grid.out
-        w_mat = weight.reshape(groups, o // groups, -1)
-        chunks = _conv_chunks(n, c * kh * kw * ho * wo * xp.itemsize)
-        cols = np.empty((c, kh, kw, chunks[0][1], ho, wo), dtype=xp.dtype) if need_w else None
-        gw = np.zeros(w_mat.shape, dtype=xp.dtype) if need_w else None
-        gxp = np.zeros(xp.shape, dtype=xp.dtype) if need_x else None
-        for a, b in chunks:
-            # the chunk's output gradient, channel-major: [G, O/G, n*Ho*Wo]
-            g_mat = np.ascontiguousarray(g[a:b].transpose(1, 0, 2, 3))
-            g_mat = g_mat.reshape(groups, o // groups, -1)
-            if need_w:
-                chunk = cols[:, :, :, :b - a]
-                _im2col(xp[a:b], grid, chunk)
-                cols_mat = chunk.reshape(groups, -1, (b - a) * ho * wo)
-                gw += np.matmul(g_mat, cols_mat.swapaxes(-1, -2))
-            if need_x:
-                gcols = np.matmul(w_mat.swapaxes(-1, -2), g_mat)
-                _col2im(gcols.reshape(c, kh, kw, b - a, ho, wo), grid, gxp[a:b])
-        gx = _unpadded(gxp, pads, x_shape) if need_x else None
+        g_wide = rows.widen(g)
+        with np.errstate(invalid="ignore"):
+            gxp = _conv_input_grad(g_wide, weight, rows, groups) if need_x else None
+            gw = _conv_weight_grad(g_wide, xp, rows, groups) if need_w else None
+            gb = g.sum((0, 2, 3)) if need_b else None
+        gx = _unpadded(gxp, rows.pads, x_shape) if need_x else None
         gw = gw.reshape(weight.shape) if need_w else None
-        gb = g.sum((0, 2, 3)) if need_b else None
-        return gx, gw, gb, None, None, None
+        return gx, gw, gb, None, None
 
 
 def _conv_padding(padding, kernel, dilation, stride, op: str) -> tuple:
@@ -318,7 +445,7 @@ def _conv(op: str, x, weight, bias, stride, padding, dilation, groups, spatial: 
         raise ValueError(f"{op}: the kernel spans {span[drop]} (kernel with dilation) but the "
                          f"padded input is only {padded[drop]} for input {_shape(x.shape)}")
     grid = _Grid(tuple(kernel), stride, dilation, out)
-    y = Conv2d.apply(x, weight, bias, pads, grid, groups)
+    y = Conv2d.apply(x, weight, bias, _wide_rows(x.shape, pads, grid), groups)
     return y.squeeze(2) if ndim == 3 else y
 
 

@@ -181,6 +181,22 @@ def test_conv2d_weight_gradient_alone_when_input_needs_none():
                        requires_grad=[False, True, True])
 
 
+@needs_torch
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("bad", ["input", "weight"])
+def test_conv2d_inf_in_input_or_weight_matches_torch(stride, bad):
+    """An inf gives torch's inf and NaN pattern in every gradient. (Edge
+    columns and kernel column 2 are where the wide-row layout's junk columns
+    meet inputs and weights: they must not turn 0 * inf into NaN.)"""
+    x, w, b = _arrays(4, [(2, 3, 7, 8), (4, 3, 3, 3), (4,)])
+    if bad == "input":
+        x[0, 1, 2, 0] = x[1, 0, 3, 7] = np.inf
+    else:
+        w[1, 2, 0, 2] = -np.inf
+    compare_with_torch(lambda lib, x, w, b: nn(lib).conv2d(x, w, b, stride=stride, padding=1),
+                       [x, w, b])
+
+
 @given(seeds, st.integers(1, 3), st.integers(1, 2), st.integers(1, 3), st.integers(1, 3),
        st.integers(1, 2), st.integers(0, 2), st.booleans())
 def test_conv1d_gradients_match_finite_differences(seed, groups, per_group, k, stride,
