@@ -281,6 +281,8 @@ def _offsets_in_phase(k: int, d: int, s: int, phase: int) -> tuple:
 
 
 def _wide_rows(x_shape: tuple, pads: tuple, grid: _Grid) -> _WideRows:
+    """The layout for input `x_shape` padded by `pads`, bottom and right pads
+    grown until the strides divide the padded size."""
     top, bottom, left, right = pads
     (sh, sw), (h, w) = grid.stride, x_shape[2:]
     hp = -(-(h + top + bottom) // sh) * sh
