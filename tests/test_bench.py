@@ -222,7 +222,7 @@ def test_reports_are_written(tmp_path):
     loaded = json.loads((tmp_path / "new" / "bench.json").read_text())
     assert len(loaded["rows"]) == 3 and len(loaded["goals"]) == len(report.GOALS)
     md = (tmp_path / "new" / "bench.md").read_text()
-    assert "| lif-fwdbwd-T32-N1e5 | numpy-fused | 1000.00 | 5.00x | 40 |" in md
+    assert "| lif-fwdbwd-T32-N1e5 | numpy-fused | 1000.00 | 1000.00 | 5.00x | 40 |" in md
     assert "failed: RuntimeError: no device" in md and "| reference |" in md
     try:
         import matplotlib  # noqa: F401

@@ -85,7 +85,6 @@ def _environment_info() -> dict:
         torch.set_num_threads(2)
         info["torch_threads"] = torch.get_num_threads()
         info["versions"] += f", torch {torch.__version__}"
-        import spikingjelly  # noqa: F401
         from importlib.metadata import version
         info["versions"] += f", spikingjelly {version('spikingjelly')}"
     except Exception:

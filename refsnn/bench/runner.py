@@ -220,7 +220,7 @@ def time_case(case, candidates: list, repeats: int, warmup: int, bandwidth: floa
             live.remove(i)
         progress.step(f"{case.name}: {candidates[i].label} {label}")
 
-    for w in range(warmup):
+    for _ in range(warmup):
         for i in list(live):
             call(i, "warm-up")
     for r in range(repeats):
