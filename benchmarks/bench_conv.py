@@ -1,10 +1,11 @@
 """refsnn / PyTorch CPU time for conv2d and linear, forward + backward, float32.
 
 Both run in this process with the same number of threads (OpenBLAS for NumPy,
-torch's intra-op pool; 2 by default). Runs are interleaved (refsnn, torch, refsnn, ...) after a warm-up so
-that load from other processes hits both alike; the figure is the median of
-the per-pair ratios. The load average is printed before and after: on a
-shared machine, rerun when it is low. Target: conv2d ratio <= 1.5.
+torch's intra-op pool; 2 by default). Runs are interleaved after a warm-up,
+who goes first alternating, so that load from other processes hits both
+alike; the figure is the median of the per-pair ratios. The load average is
+printed before and after: on a shared machine, rerun when it is low.
+Target: conv2d ratio <= 1.5.
 
     python benchmarks/bench_conv.py [--repeat 15] [--threads 2]
 """
@@ -27,19 +28,27 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def _timed(run, clock) -> float:
+    t0 = clock()
+    run()
+    return clock() - t0
+
+
 def _pair_times(run_refsnn, run_torch, repeat: int, clock):
+    """Medians of refsnn's and torch's times and of their per-pair ratios.
+    Who runs first alternates: with several threads, the pool of whoever ran
+    last still spins for a while and slows the next run down."""
     for _ in range(2):  # warm-up: allocator, BLAS threads, torch's kernels
         run_refsnn()
         run_torch()
     ours, theirs = [], []
-    for _ in range(repeat):
-        t0 = clock()
-        run_refsnn()
-        t1 = clock()
-        run_torch()
-        t2 = clock()
-        ours.append(t1 - t0)
-        theirs.append(t2 - t1)
+    for k in range(repeat):
+        if k % 2:
+            theirs.append(_timed(run_torch, clock))
+            ours.append(_timed(run_refsnn, clock))
+        else:
+            ours.append(_timed(run_refsnn, clock))
+            theirs.append(_timed(run_torch, clock))
     ours, theirs = np.array(ours), np.array(theirs)
     return np.median(ours), np.median(theirs), np.median(ours / theirs)
 
