@@ -22,77 +22,22 @@ import resource
 import sys
 import time
 import tracemalloc
-import types
 
 import numpy as np
 
-import refsnn as rs
-from refsnn import functional, models, neurons, surrogate
+from refsnn.bench.cases import _importable, resnet18_refsnn_step, resnet18_spikingjelly_step
 
 MIB = 1 << 20
-
-
-def _refsnn_step(T: int, N: int, size: int):
-    """refsnn's model and a function running one training step's forward and
-    backward (no optimiser) on fixed random input."""
-    rs.manual_seed(0)
-    model = models.multi_step_spiking_resnet18(
-        T=T, multi_step_neuron=neurons.MultiStepIFNode, surrogate_function=surrogate.ATan())
-    model.train()
-    g = np.random.default_rng(0)
-    x = g.standard_normal((T, N, 3, size, size)).astype(np.float32)
-    upstream = g.standard_normal((T, N, 1000)).astype(np.float32)
-
-    def step():
-        functional.reset_net(model)
-        model.zero_grad()
-        (model(rs.tensor(x)) * rs.tensor(upstream)).sum().backward()
-
-    return model, step
-
-
-def _spikingjelly_step(T: int, N: int, size: int):
-    """The same step in SpikingJelly, or None without torch and SpikingJelly."""
-    try:
-        import torch
-        stand_in = {}
-        try:
-            import torchvision  # noqa: F401
-        except ImportError:   # SpikingJelly imports torchvision only to download weights
-            for name in ("torchvision", "torchvision.models", "torchvision.models.utils"):
-                stand_in[name] = types.ModuleType(name)
-            stand_in["torchvision.models.utils"].load_state_dict_from_url = None
-            sys.modules.update(stand_in)
-        try:
-            from spikingjelly.clock_driven import functional as sj_functional
-            from spikingjelly.clock_driven import neuron, surrogate as sj_surrogate
-            from spikingjelly.clock_driven.model import spiking_resnet
-        finally:
-            for name in stand_in:
-                sys.modules.pop(name, None)
-    except ImportError:
-        return None
-    torch.manual_seed(0)
-    model = spiking_resnet.multi_step_spiking_resnet18(
-        T=T, multi_step_neuron=neuron.MultiStepIFNode, surrogate_function=sj_surrogate.ATan())
-    g = np.random.default_rng(0)
-    x = torch.tensor(g.standard_normal((T, N, 3, size, size)).astype(np.float32))
-    upstream = torch.tensor(g.standard_normal((T, N, 1000)).astype(np.float32))
-
-    def step():
-        sj_functional.reset_net(model)
-        model.zero_grad()
-        (model(x) * upstream).sum().backward()
-
-    return step
 
 
 def measure(T: int = 4, N: int = 2, size: int = 64, repeat: int = 3,
             compare: bool = True) -> dict:
     """Figures for refsnn's multi-step ResNet-18 on `[T, N, 3, size, size]`
     (and SpikingJelly's time when `compare` and it is installed)."""
-    model, step = _refsnn_step(T, N, size)
-    sj_step = _spikingjelly_step(T, N, size) if compare else None
+    model, step = resnet18_refsnn_step(T, N, size)
+    sj_step = None
+    if compare and _importable("torch") and _importable("spikingjelly"):
+        sj_step = resnet18_spikingjelly_step(T, N, size)
     step()                                    # warm-up; allocates the gradients
     if sj_step is not None:
         sj_step()

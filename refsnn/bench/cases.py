@@ -428,6 +428,82 @@ def onb_case(n: int, T: int, B: int, env: Environment) -> Case:
 
 
 # ----------------------------------------------------------------------------
+# spiking ResNet-18, layer by layer: time and bounded memory
+# ----------------------------------------------------------------------------
+def resnet18_refsnn_step(T: int, N: int, size: int, backend: str = "numpy"):
+    """refsnn's `multi_step_spiking_resnet18` (MultiStepIFNode, ATan) and a
+    function running one forward + backward on fixed input `[T, N, 3, size, size]`."""
+    import refsnn as rs
+    from refsnn import functional, models, neurons, surrogate
+    rs.manual_seed(0)
+    model = models.multi_step_spiking_resnet18(
+        T=T, multi_step_neuron=neurons.MultiStepIFNode, surrogate_function=surrogate.ATan(),
+        backend=backend)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, N, 3, size, size)).astype(np.float32)
+    upstream = rng.standard_normal((T, N, 1000)).astype(np.float32)
+
+    def step():
+        functional.reset_net(model)
+        model.zero_grad()
+        (model(rs.tensor(x)) * rs.tensor(upstream)).sum().backward()
+    return model, step
+
+
+def resnet18_spikingjelly_step(T: int, N: int, size: int):
+    """The same step in SpikingJelly's `clock_driven.model.spiking_resnet`, whose
+    module imports torchvision only to download weights: a stand-in module
+    serves that one import when torchvision is absent (it cannot be imported
+    beside torch 2.13.0)."""
+    import sys
+    import types
+    torch = _torch()
+    stand_in = {}
+    if not _importable("torchvision"):
+        for name in ("torchvision", "torchvision.models", "torchvision.models.utils"):
+            stand_in[name] = types.ModuleType(name)
+        stand_in["torchvision.models.utils"].load_state_dict_from_url = None
+        sys.modules.update(stand_in)
+    try:
+        from spikingjelly.clock_driven import functional, neuron, surrogate
+        from spikingjelly.clock_driven.model import spiking_resnet
+    finally:
+        for name in stand_in:
+            sys.modules.pop(name, None)
+    torch.manual_seed(0)
+    model = spiking_resnet.multi_step_spiking_resnet18(
+        T=T, multi_step_neuron=neuron.MultiStepIFNode, surrogate_function=surrogate.ATan())
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal((T, N, 3, size, size)).astype(np.float32))
+    upstream = torch.tensor(rng.standard_normal((T, N, 1000)).astype(np.float32))
+
+    def step():
+        functional.reset_net(model)
+        model.zero_grad()
+        (model(x) * upstream).sum().backward()
+    return step
+
+
+def resnet18_case(quick: bool, env: Environment) -> Case:
+    T, N, size = (2, 1, 32) if quick else (4, 2, 64)
+    labels, with_ref = _labels(env, "SJ cd torch")
+
+    def build():
+        out = []
+        if with_ref:
+            out.append(Candidate(labels[0], resnet18_spikingjelly_step(T, N, size), True))
+        for backend in env.backends:
+            out.append(Candidate(backend, resnet18_refsnn_step(T, N, size, backend)[1]))
+        return out
+
+    return Case(name=f"resnet18-T{T}-B{N}-{size}px", group="resnet",
+                description=f"multi_step_spiking_resnet18 (IF, ATan), x [{T}, {N}, 3, {size}, "
+                            f"{size}], forward+backward; peak memory is the bound to watch",
+                params={"T": T, "batch": N, "size": size}, labels=labels, build=build,
+                memory_bytes=600 * (1 << 20))
+
+
+# ----------------------------------------------------------------------------
 # the catalog
 # ----------------------------------------------------------------------------
 FULL_T, FULL_N = (8, 32, 128), (1_000, 10_000, 100_000, 1_000_000)
@@ -445,6 +521,7 @@ def catalog(env: Environment, quick: bool = False, t_values=None, n_values=None)
     cases.append(scnn_case(quick, env))
     onb = [(64, 20, 4)] if quick else [(512, 500, 16), (4096, 500, 16)]
     cases += [onb_case(n, T, B, env) for n, T, B in onb]
+    cases.append(resnet18_case(quick, env))
     return cases
 
 
