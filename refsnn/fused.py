@@ -324,11 +324,17 @@ class _Var:
     def __radd__(self, o): return self.program.emit(np.add, o, self)
     def __sub__(self, o): return self.program.emit(np.subtract, self, o)
     def __rsub__(self, o): return self.program.emit(np.subtract, o, self)
-    def __mul__(self, o): return self.program.emit(np.multiply, self, o)
-    def __rmul__(self, o): return self.program.emit(np.multiply, o, self)
+    def __mul__(self, o): return self if _is_one(o) else self.program.emit(np.multiply, self, o)
+    def __rmul__(self, o): return self if _is_one(o) else self.program.emit(np.multiply, o, self)
     def __truediv__(self, o): return self.program.emit(np.divide, self, o)
     def __rtruediv__(self, o): return self.program.emit(np.divide, o, self)
     def __neg__(self): return self.program.emit(np.negative, self)
+
+
+def _is_one(o) -> bool:
+    """A constant 1 (`1.0 * g` of a surrogate's `g=1.0`): multiplying by it is
+    exact, so the trace skips that pass."""
+    return type(o) in (float, int) and o == 1
 
 
 class _TraceOps:
