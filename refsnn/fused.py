@@ -86,6 +86,8 @@ recurrence (4 more for the adaptation state w).
 from __future__ import annotations
 
 import importlib
+import sys
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -491,8 +493,8 @@ class NumpyFusedBackend:
         T, M = x_seq.shape
         dtype = np.dtype(spec.dtype)
         program = _program(spec)
-        spike_seq, v_seq, h_seq = (np.empty((T, M), dtype) for _ in range(3))
-        extra_seqs = [np.empty((T, M), dtype) for _ in extra0]
+        spike_seq, v_seq, h_seq = (_empty((T, M), dtype) for _ in range(3))
+        extra_seqs = [_empty((T, M), dtype) for _ in extra0]
         n_in = len(_STEP_INPUTS) + len(extra0)        # slots of the inputs, then outputs
         state_slots = [1] + list(range(3, n_in))
         state_seqs = [v_seq] + extra_seqs
@@ -605,7 +607,7 @@ def _chunked_backward(spec, program, h_seq, grad_spike_seq, grad_v_seq):
     T, M = h_seq.shape
     dtype = h_seq.dtype
     dh_dv, dh_dx, _ = charge_jacobian(spec, None)
-    gh = np.empty((T, M), dtype)     # dL/dh_t, becomes grad_x_seq in place
+    gh = _empty((T, M), dtype)       # dL/dh_t, becomes grad_x_seq in place
     grad_v0 = np.empty(M, dtype)
     jac_slot, term_slot = (2, 3) if grad_spike_seq is not None else (1, None)
     with np.errstate(all="ignore"):
@@ -630,6 +632,35 @@ def _chunked_backward(spec, program, h_seq, grad_spike_seq, grad_v_seq):
                 if not (isinstance(dh_dx, float) and dh_dx == 1.):
                     np.multiply(row, dh_dx, out=row)
     return gh, grad_v0, None
+
+
+#: at most this many bytes of `[T, M]` results are kept for reuse (`_empty`)
+POOL_BYTES = 64 << 20
+_pool: list = []
+_pool_lock = threading.Lock()
+
+
+def _empty(shape, dtype) -> np.ndarray:
+    """`np.empty(shape, dtype)`, reusing an array this function returned before
+    once nothing else references it (its views included, which hold their base):
+    the page faults of fresh memory cost as much as the fused loops themselves.
+    At most `POOL_BYTES` are kept; free arrays of other shapes make room."""
+    dtype = np.dtype(dtype)
+    with _pool_lock:
+        for a in _pool:      # refs of a free one: the pool, `a`, getrefcount's argument
+            if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == 3:
+                return a
+        out = np.empty(shape, dtype)
+        if out.nbytes <= POOL_BYTES:
+            used = sum(a.nbytes for a in _pool) + out.nbytes
+            for a in [a for a in _pool if sys.getrefcount(a) == 3]:   # free ones
+                if used <= POOL_BYTES:
+                    break
+                used -= a.nbytes
+                _pool[:] = [b for b in _pool if b is not a]
+            if used <= POOL_BYTES:
+                _pool.append(out)
+        return out
 
 
 #: neurons per chunk: the whole T loop runs on one chunk of neurons at a time,
