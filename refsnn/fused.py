@@ -610,10 +610,14 @@ def _chunked_backward(spec, program, h_seq, grad_spike_seq, grad_v_seq):
     gh = _empty((T, M), dtype)       # dL/dh_t, becomes grad_x_seq in place
     grad_v0 = np.empty(M, dtype)
     jac_slot, term_slot = (2, 3) if grad_spike_seq is not None else (1, None)
+    # dh/dx == dh/dv (IF; LIF with decay_input and tau=2): grad_x_seq[t] is the
+    # carry itself, one pass less per step
+    same = dh_dx == dh_dv
     with np.errstate(all="ignore"):
         for cols, slots in _chunks(program, {}, M, dtype):
-            carry = np.zeros(cols.stop - cols.start, dtype)   # dL/dv_t (post-reset)
-            jac = np.empty_like(carry)
+            buf = np.zeros(cols.stop - cols.start, dtype)
+            carry = buf          # dL/dv_t (post-reset): buf or, when `same`, a row of gh
+            jac = np.empty_like(buf)
             for t in range(T - 1, -1, -1):
                 row = gh[t, cols]
                 slots[0] = h_seq[t, cols]
@@ -622,15 +626,21 @@ def _chunked_backward(spec, program, h_seq, grad_spike_seq, grad_v_seq):
                     slots[1], slots[term_slot] = grad_spike_seq[t, cols], row
                 program.run(slots)
                 if grad_v_seq is not None:
-                    np.add(carry, grad_v_seq[t, cols], out=carry)
+                    carry = np.add(carry, grad_v_seq[t, cols], out=buf)
                 if term_slot is not None:
                     np.multiply(carry, jac, out=jac)
                     np.add(jac, row, out=row)
                 else:
                     np.multiply(carry, jac, out=row)
-                np.multiply(row, dh_dv, out=carry if t > 0 else grad_v0[cols])
-                if not (isinstance(dh_dx, float) and dh_dx == 1.):
-                    np.multiply(row, dh_dx, out=row)
+                if same:
+                    if dh_dx != 1.:
+                        np.multiply(row, dh_dx, out=row)
+                    carry = row
+                else:
+                    carry = np.multiply(row, dh_dv, out=buf)
+                    if dh_dx != 1.:
+                        np.multiply(row, dh_dx, out=row)
+            grad_v0[cols] = carry
     return gh, grad_v0, None
 
 
@@ -666,7 +676,7 @@ def _empty(shape, dtype) -> np.ndarray:
 #: neurons per chunk: the whole T loop runs on one chunk of neurons at a time,
 #: so that its rows and the program's temporaries stay in cache; smaller chunks
 #: lose more to per-ufunc-call overhead than they gain (measured at T=8..32)
-CHUNK = 65536
+CHUNK = 131072
 
 
 def _chunks(program, uniform_values, M, dtype):
