@@ -252,16 +252,57 @@ def _forward_output(fn, out) -> np.ndarray:
     return np.asarray(out)
 
 
+class _SliceGrad:
+    """The gradient of a basic-indexing op, kept unmaterialised: `value` at
+    `index` of a zero array of `shape`. Looping `x_seq[t]` over T then costs
+    O(size of x_seq) in backward instead of T full-size zero arrays and sums."""
+
+    __slots__ = ("shape", "index", "value")
+
+    def __init__(self, shape, index, value):
+        self.shape, self.index, self.value = shape, index, value
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(self.shape, self.value.dtype)
+        out[self.index] = self.value
+        return out
+
+
+def _sum_grads(previous, g, owned: dict):
+    """`previous + g` in arrival order, either possibly a `_SliceGrad`. A slice
+    is added in place into an array this backward allocated (`owned`, by id),
+    which gives the same values as adding its dense form."""
+    if type(g) is not _SliceGrad:
+        if type(previous) is _SliceGrad:
+            previous = previous.dense()
+        return previous + g
+    if type(previous) is _SliceGrad:
+        previous = previous.dense()
+        owned[id(previous)] = previous
+    elif id(previous) not in owned:
+        previous = np.array(previous, copy=True)
+        owned[id(previous)] = previous
+    previous[g.index] += g.value
+    return previous
+
+
+def _dense(g) -> np.ndarray:
+    if type(g) is _SliceGrad:
+        return g.dense()
+    return g if type(g) is np.ndarray else np.asarray(g)  # NumPy gives scalars for 0-dim sums
+
+
 def _run_backward(root: Node, grad: np.ndarray, retain_graph: bool) -> None:
     """Backpropagate `grad` from `root` and accumulate into the leaves' `.grad`."""
     pending = {root: grad}         # node -> gradient of its output, summed so far
     ready = [(-root.seq, root)]     # nodes holding a gradient, highest seq first
     leaf_grads = {}                 # leaf Tensor -> sum of this backward's gradients
+    owned = {}                      # id -> sum arrays allocated here (safe to add into)
     while ready:
         node = heapq.heappop(ready)[1]
         g = pending.pop(node)
-        if type(g) is not np.ndarray:  # NumPy gives scalars for 0-dim sums
-            g = np.asarray(g)
+        owned.pop(id(g), None)      # a backward may hand g on to several inputs
+        g = _dense(g)
         inputs = node.inputs
         if inputs is None:
             raise RuntimeError(
@@ -284,26 +325,31 @@ def _run_backward(root: Node, grad: np.ndarray, retain_graph: bool) -> None:
             if not need or gi is None:
                 continue
             data = t.data
-            if type(gi) is not np.ndarray:
-                gi = np.asarray(gi)
-            if gi.shape != data.shape:
-                try:
-                    gi = _unbroadcast(gi, data.shape)
-                except ValueError as e:
-                    raise RuntimeError(f"{node.fn.__name__}.backward: gradient {i}: {e}") from None
-            if gi.dtype is not data.dtype:
-                gi = gi.astype(data.dtype)
+            if type(gi) is _SliceGrad:
+                if gi.value.dtype is not data.dtype:
+                    gi.value = gi.value.astype(data.dtype)
+            else:
+                if type(gi) is not np.ndarray:
+                    gi = np.asarray(gi)
+                if gi.shape != data.shape:
+                    try:
+                        gi = _unbroadcast(gi, data.shape)
+                    except ValueError as e:
+                        raise RuntimeError(
+                            f"{node.fn.__name__}.backward: gradient {i}: {e}") from None
+                if gi.dtype is not data.dtype:
+                    gi = gi.astype(data.dtype)
             producer = t._node
             if producer is None:
                 previous = leaf_grads.get(t)
-                leaf_grads[t] = gi if previous is None else previous + gi
+                leaf_grads[t] = gi if previous is None else _sum_grads(previous, gi, owned)
             elif producer in pending:
-                pending[producer] = pending[producer] + gi
+                pending[producer] = _sum_grads(pending[producer], gi, owned)
             else:
                 pending[producer] = gi
                 heapq.heappush(ready, (-producer.seq, producer))
     for leaf, g in leaf_grads.items():
-        _accumulate_grad(leaf, g)
+        _accumulate_grad(leaf, _dense(g))
 
 
 def _accumulate_grad(t: "Tensor", g: np.ndarray) -> None:
@@ -1100,11 +1146,10 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, g):
         shape, index = ctx.saved
-        grad = np.zeros(shape, g.dtype)
         if _is_basic_index(index):
-            grad[index] = g
-        else:  # repeated integer indices accumulate
-            np.add.at(grad, index, g)
+            return _SliceGrad(shape, index, g), None
+        grad = np.zeros(shape, g.dtype)
+        np.add.at(grad, index, g)  # repeated integer indices accumulate
         return grad, None
 
 
