@@ -109,7 +109,7 @@ def device_gbps(backend, x, repeat):
     import pyopencl as cl
     from refsnn import fused
     from refsnn.opencl import kernels, programs
-    from refsnn.opencl.backend import _int4, _slots
+    from refsnn.opencl.backend import _ids, _slots
     rt, (T, M), nbytes, dtype = backend.runtime, x.shape, x.nbytes, np.dtype(np.float32)
     bufs = [rt.pool.allocate(nbytes) for _ in range(4)]
     v0, grad_v0 = rt.pool.allocate(M * 4), rt.pool.allocate(M * 4)
@@ -135,16 +135,15 @@ def device_gbps(backend, x, repeat):
     suffix = backend.layout.replace("-", "_")
     prog, (vf,) = kernels.neuron_program("forward", spec, f, layout)
     fwd = programs.kernel(programs.build(rt, prog.source), f"forward_{suffix}")
-    t_fwd = seconds(lambda: fwd(rt.queue, size, local, bufs[0], v0, bufs[1], bufs[2], bufs[3],
-                                np.int32(T), np.int32(M), *chunk, np.float32(0),
+    t_fwd = seconds(lambda: fwd(rt.queue, size, local, bufs[0], v0, None, bufs[1], bufs[2], None,
+                                bufs[3], np.int32(T), np.int32(M), *chunk, np.float32(0),
                                 _slots(f.values["step"], dtype), np.int32(vf)))
     prog, ids = kernels.neuron_program("backward", spec, f, layout)
     bwd = programs.kernel(programs.build(rt, prog.source), f"backward_{suffix}")
-    slots = [_slots(f.values[b], dtype) for b in ("over", "psi", "rjac", "jac")]
+    slots = [_slots(f.values.get(b, ()), dtype) for b in ("over", "psi", "rjac", "jac", "wjac")]
     t_bwd = seconds(lambda: bwd(rt.queue, size, local, bufs[3], None, v0, None, bufs[1], None,
-                                bufs[2], grad_v0, None, np.int32(T), np.int32(M), *chunk,
-                                np.float32(0), *slots,
-                                np.array(ids, np.int32).view(_int4()).reshape(())))
+                                None, bufs[2], grad_v0, None, None, np.int32(T), np.int32(M),
+                                *chunk, np.float32(0), *slots, _ids(ids)))
     return {"stream": 3 * nbytes / t_stream / 1e9, "forward": 4 * nbytes / t_fwd / 1e9,
             "backward": 3 * nbytes / t_bwd / 1e9, "both": 7 * nbytes / (t_fwd + t_bwd) / 1e9}
 
