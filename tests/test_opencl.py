@@ -446,3 +446,22 @@ def test_missing_pyopencl_names_the_extra():
                           env=dict(os.environ, PYTHONPATH=ROOT))
     assert done.stdout.strip() == ("pyopencl is not installed; install the OpenCL extra: "
                                    "pip install refsnn[opencl]"), done.stdout + done.stderr
+
+
+def test_held_host_results_are_not_reused_and_freed_ones_are(backends):
+    """Result arrays come from a pool (`_host_empty`): one still referenced
+    (even through a view) is never overwritten; freed ones are handed out again."""
+    b, spec = backends["chunked"], spec_for("LIF", "float32")
+    rng = np.random.default_rng(3)
+    x1, x2 = (rng.random((4, 70), dtype=np.float32) * 2 for _ in range(2))
+    v0 = np.zeros(70, np.float32)
+    spike, v_seq, _ = b.forward(spec, x1, v0, None)
+    expected, view = v_seq.copy(), v_seq[1]
+    del v_seq
+    second = b.forward(spec, x2, v0, None)
+    assert not any(np.shares_memory(view, a) for a in second[:2])
+    np.testing.assert_array_equal(view, expected[1])
+    np.testing.assert_array_equal(second[1], fused.NUMPY_FUSED.forward(spec, x2, v0, None)[1])
+    del spike, view, second
+    ids = {id(a) for a in b.forward(spec, x1, v0, None)[:2]}   # all freed at once
+    assert ids == {id(a) for a in b.forward(spec, x1, v0, None)[:2]}
