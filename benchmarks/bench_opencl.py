@@ -143,7 +143,7 @@ def device_gbps(backend, x, repeat):
     slots = [_slots(f.values.get(b, ()), dtype) for b in ("over", "psi", "rjac", "jac", "wjac")]
     t_bwd = seconds(lambda: bwd(rt.queue, size, local, bufs[3], None, v0, None, bufs[1], None,
                                 None, bufs[2], grad_v0, None, None, np.int32(T), np.int32(M),
-                                *chunk, np.float32(0), *slots, _ids(ids)))
+                                *chunk, np.int32(M), np.float32(0), *slots, _ids(ids)))
     return {"stream": 3 * nbytes / t_stream / 1e9, "forward": 4 * nbytes / t_fwd / 1e9,
             "backward": 3 * nbytes / t_bwd / 1e9, "both": 7 * nbytes / (t_fwd + t_bwd) / 1e9}
 

@@ -465,3 +465,24 @@ def test_held_host_results_are_not_reused_and_freed_ones_are(backends):
     del spike, view, second
     ids = {id(a) for a in b.forward(spec, x1, v0, None)[:2]}   # all freed at once
     assert ids == {id(a) for a in b.forward(spec, x1, v0, None)[:2]}
+
+
+@pytest.mark.parametrize("layout", ["chunked", "per-neuron"])
+@pytest.mark.parametrize("which", ["scalar", "row"])
+def test_grad_spike_broadcast_over_time_is_read_as_one_row(backends, layout, which):
+    """A grad_spike_seq with stride 0 over T (the gradient of a sum, or of a
+    mean over time) gives the gradients of the same values materialised."""
+    spec, rng = spec_for("LIF", "float32"), np.random.default_rng(4)
+    T, M = 5, 45
+    x = (rng.random((T, M), dtype=np.float32) * 2).astype(np.float32)
+    v0 = np.zeros(M, np.float32)
+    row = np.float32(0.25) if which == "scalar" else rng.standard_normal(M).astype(np.float32)
+    grad_spike = np.broadcast_to(row, (T, M))
+    b = backends[layout]
+    _, _, h_seq = b.forward(spec, x, v0, None)
+    got = b.backward(spec, fused.Saved(h_seq=h_seq), grad_spike, None)
+    full = np.ascontiguousarray(grad_spike)
+    expected = fused.NUMPY_FUSED.backward(
+        spec, fused.Saved(h_seq=fused.NUMPY_FUSED.forward(spec, x, v0, None)[2]), full, None)
+    for a, e, name in zip(got[:2], expected[:2], ("grad_x_seq", "grad_v0")):
+        assert_close(a, e, np.float32, name, ulps=8)

@@ -220,7 +220,15 @@ class OpenCLFusedBackend:
                 device_saved[name] = kept[name]
             else:
                 device_saved[name] = upload(name, getattr(saved, name), shape)
-        gs_buf = upload("grad_spike_seq", grad_spike_seq, (T, M))
+        gs_stride = np.int32(M)
+        if _broadcast_over_time(grad_spike_seq, (T, M)):   # e.g. the gradient of a sum
+            row, gs_stride = grad_spike_seq[0], np.int32(0)
+            if row.strides[0] == 0 and row.dtype == dtype:  # one value for all: fill a row
+                row = _host_empty((M,), dtype)
+                row.fill(grad_spike_seq[0, 0])
+            gs_buf = upload("grad_spike_seq", row, (M,))
+        else:
+            gs_buf = upload("grad_spike_seq", grad_spike_seq, (T, M))
         gv_buf = upload("grad_v_seq", grad_v_seq, (T, M))
         gw_buf = upload("grad_w_seq", grad_extra_seqs[0], (T, M)) if grad_extra_seqs else None
         grad_x, gx_buf = io.output((T, M), dtype)
@@ -232,7 +240,7 @@ class OpenCLFusedBackend:
             partials, kp_buf = io.output((-(-M // int(chunk[0])) if chunk else M,), dtype)
         run = knl(rt.queue, global_size, local_size, device_saved["h_seq"], device_saved["v_seq"],
                   device_saved["v0"], device_saved["x_seq"], gs_buf, gv_buf, gw_buf, gx_buf,
-                  gv0_buf, gw0_buf, kp_buf, np.int32(T), np.int32(M), *chunk,
+                  gv0_buf, gw0_buf, kp_buf, np.int32(T), np.int32(M), *chunk, gs_stride,
                   _scalar(saved.k, dtype),
                   *(_slots(f.values.get(b, ()), dtype)
                     for b in ("over", "psi", "rjac", "jac", "wjac")),
@@ -328,6 +336,13 @@ def _ids(ids):
     lanes[:len(ids)] = ids
     return lanes.view(cltypes.int8).reshape(())
 
+
+
+def _broadcast_over_time(array, shape) -> bool:
+    """Whether `array` is a [T, M] ndarray whose rows are all one row in memory
+    (stride 0 over T), which the backward then reads once instead of T times."""
+    return (isinstance(array, np.ndarray) and array.shape == tuple(shape) and shape[0] > 0
+            and array.strides[0] == 0)
 
 
 def _scalar(k, dtype):

@@ -8,7 +8,8 @@
  * grad_w, k_partial) may be NULL; grad_w (grad_w_seq [T, M]) and grad_w0 [M]
  * are read and written under HAS_W only (the adaptation state w). PLIF's
  * dL/dk is summed per work-item, in a fixed order, into k_partial[work-item];
- * the host sums those.
+ * the host sums those. grad_spike's rows lie gs_stride elements apart: M, or 0
+ * where one row [M] stands for all T (a gradient broadcast over time).
  * Layouts as in neuron_forward.cl.
  */
 #pragma OPENCL FP_CONTRACT OFF
@@ -20,7 +21,7 @@ __kernel void backward_per_neuron(__global const real *h_seq, __global const rea
                                   __global const real *grad_w, __global real *grad_x,
                                   __global real *grad_v0, __global real *grad_w0,
                                   __global real *k_partial, const int T, const int M,
-                                  const real k, const real16 PF, const real16 PS,
+                                  const int gs_stride, const real k, const real16 PF, const real16 PS,
                                   const real16 PR, const real16 PJ, const real16 PW,
                                   const int8 ids)
 {
@@ -32,9 +33,9 @@ __kernel void backward_per_neuron(__global const real *h_seq, __global const rea
         const real v_pre = !v_seq ? 0 : t > 0 ? v_seq[at - M] : v0[i];
         grad_x[at] = backward_step_s(
             ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
-            grad_spike ? grad_spike[at] : 0, grad_spike != 0, grad_w ? grad_w[at] : 0,
-            grad_w != 0, x_seq ? x_seq[at] : 0, v_pre, k, &PF, &PS, &PR, &PJ, &PW,
-            &gh, &dv, &dk, &gw, &dh_dw, &dw_dw);
+            grad_spike ? grad_spike[(size_t)t * gs_stride + i] : 0, grad_spike != 0,
+            grad_w ? grad_w[at] : 0, grad_w != 0, x_seq ? x_seq[at] : 0, v_pre, k,
+            &PF, &PS, &PR, &PJ, &PW, &gh, &dv, &dk, &gw, &dh_dw, &dw_dw);
         if (k_partial) acc_k = acc_k + gh * dk;
     }
     grad_v0[i] = gh * dv;
@@ -52,7 +53,7 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
                                __global const real *grad_w, __global real *grad_x,
                                __global real *grad_v0, __global real *grad_w0,
                                __global real *k_partial, const int T, const int M,
-                               const int chunk, const real k, const real16 PF, const real16 PS,
+                               const int chunk, const int gs_stride, const real k, const real16 PF, const real16 PS,
                                const real16 PR, const real16 PJ, const real16 PW,
                                const int8 ids)
 {
@@ -67,13 +68,14 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
     real gw_tail[W], dh_dw_tail = 0, dw_dw_tail = 0;
     for (int t = T - 1; t >= 0; --t) {
         const size_t row = (size_t)t * M + base;
+        const size_t gs_row = (size_t)t * gs_stride + base;
         for (int j = 0; j < nvec; ++j) {
             const size_t at = row + j * W;
             const realW v_pre = !v_seq ? zero : t > 0 ? VLOAD(v_seq + at - M) : VLOAD(v0 + base + j * W);
             realW dk;
             VSTORE(backward_step_v(
                 ids, t == T - 1, VLOAD(h_seq + at), grad_v ? VLOAD(grad_v + at) : zero, grad_v != 0,
-                grad_spike ? VLOAD(grad_spike + at) : zero, grad_spike != 0,
+                grad_spike ? VLOAD(grad_spike + gs_row + j * W) : zero, grad_spike != 0,
                 grad_w ? VLOAD(grad_w + at) : zero, grad_w != 0,
                 x_seq ? VLOAD(x_seq + at) : zero, v_pre, k, &PF, &PS, &PR, &PJ, &PW,
                 &gh[j], &dv[j], &dk, &gw[j], &dh_dw, &dw_dw),
@@ -87,7 +89,7 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
             real dk;
             grad_x[at] = backward_step_s(
                 ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
-                grad_spike ? grad_spike[at] : 0, grad_spike != 0, grad_w ? grad_w[at] : 0,
+                grad_spike ? grad_spike[gs_row + j] : 0, grad_spike != 0, grad_w ? grad_w[at] : 0,
                 grad_w != 0, x_seq ? x_seq[at] : 0, v_pre, k, &PF, &PS, &PR, &PJ, &PW,
                 &gh_tail[jt], &dv_tail[jt], &dk, &gw_tail[jt], &dh_dw_tail, &dw_dw_tail);
             if (k_partial) acc_k_tail = acc_k_tail + gh_tail[jt] * dk;
