@@ -86,8 +86,6 @@ recurrence (4 more for the adaptation state w).
 from __future__ import annotations
 
 import importlib
-import sys
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -97,6 +95,7 @@ import numpy as np
 from . import neuron_dynamics as nd
 from .autograd import Function, Tensor
 from .mathops import NUMPY
+from .result_pool import ResultPool
 
 __all__ = ["NeuronSpec", "kind_states", "Saved", "saved_fields", "step_formula",
            "charge_jacobian", "reset_jacobian", "adaptation_jacobian", "check_extra_states",
@@ -644,33 +643,11 @@ def _chunked_backward(spec, program, h_seq, grad_spike_seq, grad_v_seq):
     return gh, grad_v0, None
 
 
-#: at most this many bytes of `[T, M]` results are kept for reuse (`_empty`)
+#: `[T, M]` results are reused once free (page faults of fresh memory cost as
+#: much as the fused loops); at most this many bytes are kept
 POOL_BYTES = 64 << 20
-_pool: list = []
-_pool_lock = threading.Lock()
-
-
-def _empty(shape, dtype) -> np.ndarray:
-    """`np.empty(shape, dtype)`, reusing an array this function returned before
-    once nothing else references it (its views included, which hold their base):
-    the page faults of fresh memory cost as much as the fused loops themselves.
-    At most `POOL_BYTES` are kept; free arrays of other shapes make room."""
-    dtype = np.dtype(dtype)
-    with _pool_lock:
-        for a in _pool:      # refs of a free one: the pool, `a`, getrefcount's argument
-            if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == 3:
-                return a
-        out = np.empty(shape, dtype)
-        if out.nbytes <= POOL_BYTES:
-            used = sum(a.nbytes for a in _pool) + out.nbytes
-            for a in [a for a in _pool if sys.getrefcount(a) == 3]:   # free ones
-                if used <= POOL_BYTES:
-                    break
-                used -= a.nbytes
-                _pool[:] = [b for b in _pool if b is not a]
-            if used <= POOL_BYTES:
-                _pool.append(out)
-        return out
+_results = ResultPool(POOL_BYTES)
+_empty = _results.empty
 
 
 #: neurons per chunk: the whole T loop runs on one chunk of neurons at a time,

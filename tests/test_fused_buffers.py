@@ -1,4 +1,4 @@
-"""The numpy-fused backend's reuse of [T, M] result buffers (`fused._empty`)
+"""The numpy-fused backend's reuse of [T, M] result buffers (`fused._empty`, a `refsnn.result_pool.ResultPool`)
 and its chunking over neurons: results still held are never overwritten, and
 chunked runs equal one-chunk runs."""
 import numpy as np

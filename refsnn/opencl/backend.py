@@ -17,8 +17,6 @@ silently converted.
 from __future__ import annotations
 
 import os
-import sys
-import threading
 from functools import lru_cache
 
 import numpy as np
@@ -27,6 +25,7 @@ from .. import fused
 from .device import import_pyopencl, runtime
 from .kernels import Layout, formulas, has_w, neuron_program
 from .programs import build, kernel
+from ..result_pool import ResultPool
 
 __all__ = ["OpenCLFusedBackend", "DeviceSequence", "LAYOUTS"]
 
@@ -36,33 +35,12 @@ PER_NEURON_GROUP = 128   # work-group size of the per-neuron layout
 CHUNK_ROW_BYTES = 4096   # the chunked layout's longest run per row: one page
 
 
-#: at most this many bytes of host result arrays are kept for reuse (`_host_empty`)
+#: host result arrays are reused once free (on shared host memory the kernels
+#: would otherwise spend as long on page faults as on their work); at most this
+#: many bytes are kept, `refsnn.opencl.backend._host_results.clear()` drops them
 HOST_POOL_BYTES = 1 << 30
-_host_pool: list = []
-_host_pool_lock = threading.Lock()
-
-
-def _host_empty(shape, dtype) -> np.ndarray:
-    """`np.empty(shape, dtype)` for a result, reusing an array this function
-    returned before once nothing else references it (views and buffers that
-    wrap it hold it): the kernels would otherwise spend as long on the page
-    faults of fresh memory as on their work. At most `HOST_POOL_BYTES` are
-    kept; free arrays of other shapes make room."""
-    shape, dtype = tuple(shape), np.dtype(dtype)
-    with _host_pool_lock:
-        for a in _host_pool:  # refs of a free one: the pool, `a`, getrefcount's argument
-            if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == 3:
-                return a
-        out = np.empty(shape, dtype)
-        used = sum(a.nbytes for a in _host_pool) + out.nbytes
-        for a in [a for a in _host_pool if sys.getrefcount(a) == 3]:   # free ones
-            if used <= HOST_POOL_BYTES:
-                break
-            used -= a.nbytes
-            _host_pool[:] = [b for b in _host_pool if b is not a]
-        if used <= HOST_POOL_BYTES:
-            _host_pool.append(out)
-        return out
+_host_results = ResultPool(HOST_POOL_BYTES)
+_host_empty = _host_results.empty
 
 
 class DeviceSequence:

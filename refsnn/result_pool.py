@@ -1,0 +1,52 @@
+"""Reuse of large result arrays whose last user has let go of them.
+
+Fresh memory costs a page fault per 4 KiB page on first write, which for the
+fused neuron loops costs as much as the loops themselves. A `ResultPool` hands
+out `np.empty` arrays and keeps up to `limit_bytes` of them; an array is handed
+out again only when the pool holds the last reference (views and buffers that
+wrap an array reference it, so a result still in use is never overwritten).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+
+__all__ = ["ResultPool"]
+
+
+class ResultPool:
+    """`empty(shape, dtype)` like `np.empty`, reusing free arrays of that shape."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes = limit_bytes
+        self._arrays: list = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _is_free(a: np.ndarray) -> bool:
+        return sys.getrefcount(a) == 4  # the pool's list, the loop variable, the call's
+        # argument and getrefcount's own: nobody else holds it
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        with self._lock:
+            for a in self._arrays:
+                if a.shape == shape and a.dtype == dtype and self._is_free(a):
+                    return a
+            out = np.empty(shape, dtype)
+            used = sum(a.nbytes for a in self._arrays) + out.nbytes
+            for a in [a for a in self._arrays if self._is_free(a)]:  # make room
+                if used <= self.limit_bytes:
+                    break
+                used -= a.nbytes
+                self._arrays = [b for b in self._arrays if b is not a]
+            if used <= self.limit_bytes:
+                self._arrays.append(out)
+            return out
+
+    def clear(self) -> None:
+        """Drop every kept array (those still in use stay valid)."""
+        with self._lock:
+            self._arrays = []
