@@ -241,12 +241,16 @@ class OpenCLFusedBackend:
     def _geometry(self, M: int, dtype):
         """(global size, local size, (chunk,) or ()) of a launch over M neurons.
         Chunks are as long as NVEC allows, but short enough to give every
-        compute unit at least two work-items."""
+        compute unit at least two work-items. On a CPU device each chunk is a
+        work-group of its own: the driver hands work-groups to its threads, and
+        a group size left to it can be the whole launch (977 chunks, a prime,
+        ran on one PoCL thread at half the speed)."""
         if self.layout == "chunked":
             width, nvec = self._layout_of(dtype).width, self._layout_of(dtype).nvec
             per_item = -(-M // (2 * self.runtime.device.max_compute_units))
             chunk = width * min(nvec, max(1, -(-per_item // width)))
-            return (-(-M // chunk),), None, (np.int32(chunk),)
+            local = (1,) if self.runtime.is_cpu else None
+            return (-(-M // chunk),), local, (np.int32(chunk),)
         g = PER_NEURON_GROUP
         return (-(-M // g) * g,), (g,), ()
 
