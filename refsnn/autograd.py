@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import sys
 import threading
 import weakref
 from collections import namedtuple
@@ -30,6 +31,8 @@ from contextlib import contextmanager
 
 import numpy as np
 from scipy import special as _special
+
+from .result_pool import pool_references
 
 __all__ = [
     "Tensor", "Function", "Node", "Context", "no_grad", "enable_grad", "is_grad_enabled",
@@ -293,7 +296,30 @@ def _dense(g) -> np.ndarray:
 
 
 def _run_backward(root: Node, grad: np.ndarray, retain_graph: bool) -> None:
-    """Backpropagate `grad` from `root` and accumulate into the leaves' `.grad`."""
+    """Backpropagate `grad` from `root` and accumulate into the leaves' `.grad`.
+    A leaf's gradient that only this backward references becomes its `.grad`
+    without a copy (torch steals such gradients too)."""
+    leaf_grads = _propagate(root, grad, retain_graph)
+    while leaf_grads:
+        leaf, g = leaf_grads.popitem()
+        g = _dense(g)
+        steal = _sole_reference(g)   # before g is pushed as a call argument
+        _accumulate_grad(leaf, g, steal)
+
+
+def _sole_reference(g: np.ndarray) -> bool:
+    """Whether nothing outside this backward holds `g` or its memory: the
+    caller's variable, this argument and getrefcount's are its only
+    references, apart from result pools (which reuse an array only once
+    nobody else holds it)."""
+    return (g.base is None and g.flags.writeable
+            and sys.getrefcount(g) - pool_references(g) == 3)
+
+
+def _propagate(root: Node, grad: np.ndarray, retain_graph: bool) -> dict:
+    """Run the nodes' backwards from `root`; returns {leaf Tensor: the sum of
+    its gradients} (a separate frame, so that none of its variables still
+    holds a gradient when the caller checks who references it)."""
     pending = {root: grad}         # node -> gradient of its output, summed so far
     ready = [(-root.seq, root)]     # nodes holding a gradient, highest seq first
     leaf_grads = {}                 # leaf Tensor -> sum of this backward's gradients
@@ -348,13 +374,15 @@ def _run_backward(root: Node, grad: np.ndarray, retain_graph: bool) -> None:
             else:
                 pending[producer] = gi
                 heapq.heappush(ready, (-producer.seq, producer))
-    for leaf, g in leaf_grads.items():
-        _accumulate_grad(leaf, _dense(g))
+    return leaf_grads
 
 
-def _accumulate_grad(t: "Tensor", g: np.ndarray) -> None:
-    """`t.grad = g` (a copy) the first time, `t.grad + g` after that."""
-    t.grad = _wrap(np.array(g)) if t.grad is None else _wrap(np.asarray(t.grad.data + g))
+def _accumulate_grad(t: "Tensor", g: np.ndarray, steal: bool = False) -> None:
+    """`t.grad = g` the first time (a copy unless `steal`), `t.grad + g` after that."""
+    if t.grad is None:
+        t.grad = _wrap(g if steal else np.array(g))
+    else:
+        t.grad = _wrap(np.asarray(t.grad.data + g))
 
 
 # ----------------------------------------------------------------------------

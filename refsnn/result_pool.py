@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 
 import numpy as np
 
-__all__ = ["ResultPool"]
+__all__ = ["ResultPool", "pool_references"]
+
+_POOLS = weakref.WeakSet()
+
+
+def pool_references(a: np.ndarray) -> int:
+    """How many of the references to `a` are held by result pools."""
+    return sum(pool.holds(a) for pool in list(_POOLS))
 
 
 class ResultPool:
@@ -23,6 +31,11 @@ class ResultPool:
         self.limit_bytes = limit_bytes
         self._arrays: list = []
         self._lock = threading.Lock()
+        _POOLS.add(self)
+
+    def holds(self, a: np.ndarray) -> bool:
+        """Whether `a` is one of the kept arrays."""
+        return any(kept is a for kept in self._arrays)
 
     @staticmethod
     def _is_free(a: np.ndarray) -> bool:

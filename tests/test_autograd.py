@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import weakref
 
 import numpy as np
 import pytest
@@ -480,6 +481,55 @@ def test_leaves_get_private_gradient_arrays():
     (a + b).sum().backward()
     a.grad.data += 1
     assert b.grad.data.tolist() == [1.0]
+
+
+class FreshGrad(Function):
+    """Identity whose backward returns a fresh array; `made` keeps a weak
+    reference to it, `held` (when `hold` is set) a strong one."""
+    made, held, hold = [], [], False
+
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        out = g * 2.0
+        FreshGrad.made.append(weakref.ref(out))
+        if FreshGrad.hold:
+            FreshGrad.held.append(out)
+        return out
+
+
+def test_a_gradient_only_the_backward_holds_becomes_grad_without_a_copy():
+    x = rs.tensor(np.arange(6.0), requires_grad=True)
+    FreshGrad.apply(x).sum().backward()
+    assert x.grad.data is FreshGrad.made.pop()()      # nobody else held it: no copy
+    x.grad = None
+    FreshGrad.hold = True
+    try:
+        FreshGrad.apply(x).sum().backward()
+    finally:
+        FreshGrad.hold = False
+    held = FreshGrad.held.pop()
+    assert not np.shares_memory(x.grad.data, held)    # held elsewhere: copied
+    np.testing.assert_array_equal(x.grad.data, np.full(6, 2.0))
+
+
+def test_stolen_gradients_never_alias_user_arrays_or_each_other():
+    user = np.ones(3)
+    x = rs.tensor(np.zeros(3), requires_grad=True)
+    (x * 1.0).backward(user)            # the user's gradient array reaches the leaf as is
+    x.grad.data += 5
+    assert user.tolist() == [1.0, 1.0, 1.0]
+    a, b = rs.tensor([1.0, 2.0], requires_grad=True), rs.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).backward(np.array([1.0, 1.0]))   # Add hands one array to both leaves
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    y = rs.tensor([1.0, 2.0], requires_grad=True)
+    z = FreshGrad.apply(y)
+    z.retain_grad()
+    (z * 3.0).sum().backward()
+    assert not np.shares_memory(z.grad.data, y.grad.data)
 
 
 def test_retain_grad_keeps_a_non_leaf_gradient_like_torch():
