@@ -10,18 +10,22 @@ Prints, all measured in this run:
   host<->device transfers (none on a CPU device, where buffers wrap the NumPy
   arrays and the kernels write fresh host memory directly);
 - the practical bandwidth limit: GB/s of a single-pass OpenCL kernel that
-  reads one array and writes two, and the neuron kernels' GB/s on device
+  reads one array and writes two (the fastest of five launch geometries,
+  `STREAM_GEOMETRIES`), and the neuron kernels' GB/s on device
   buffers as a share of it (forward reads x and writes spikes, v_seq, h_seq;
   backward reads h_seq and grad_spike and writes grad_x);
-- the first call's latency in fresh processes, with the pyopencl and PoCL
-  caches off (cold) and on (warm, after one run has filled them), as wall
-  time and as the process's CPU time (what it would be on an idle machine).
+- the first call's latency in fresh processes (the first forward, and the
+  first forward + backward), with the pyopencl and PoCL caches off (cold)
+  and on (warm, after one run has filled them), as wall time and as the
+  process's CPU time (what it would be on an idle machine).
 Best of `--repeat` timings after one warm-up call (SpikingJelly: one timed
-call after a warm-up, to keep the run near a minute).
+call after a warm-up, to keep the run near a minute); the bandwidth figures
+are the best of 2 x `--repeat` interleaved rounds.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -40,7 +44,23 @@ __kernel void read1_write2(__global const float *x, __global float *a, __global 
     vstore8(v, i, a);
     vstore8(v + 1.0f, i, b);
 }
+
+__kernel void read1_write2_runs(__global const float *x, __global float *a, __global float *b,
+                                const int run)
+{
+    const size_t first = get_global_id(0) * run;
+    for (size_t i = first; i < first + run; ++i) {
+        const float8 v = vload8(i, x);
+        vstore8(v, i, a);
+        vstore8(v + 1.0f, i, b);
+    }
+}
 """
+# (kernel, local size, float8 vectors per work-item): one vector per
+# work-item in groups the driver picks or of 64 / 256, and runs of 4 KiB and
+# 64 KiB per work-item in groups of one; the fastest is the practical limit
+STREAM_GEOMETRIES = (("read1_write2", None, 1), ("read1_write2", 64, 1), ("read1_write2", 256, 1),
+                     ("read1_write2_runs", 1, 128), ("read1_write2_runs", 1, 2048))
 
 FIRST_CALL = """
 import os, time, numpy as np
@@ -54,9 +74,12 @@ t1, c1 = time.perf_counter(), cpu()
 spec = fused.NeuronSpec(kind="LIF", v_threshold=1.0, v_reset=0.0, detach_reset=False,
                         surrogate="Sigmoid", surrogate_params=(("alpha", 4.0),), dtype="float32",
                         tau=2.0)
-backend.forward(spec, np.ones((32, 1000), np.float32), np.zeros(1000, np.float32), None)
+x, v0 = np.ones((32, 1000), np.float32), np.zeros(1000, np.float32)
+spikes, v_seq, h_seq = backend.forward(spec, x, v0, None)
 t2, c2 = time.perf_counter(), cpu()
-print(f"{t1 - t0:.3f} {t2 - t1:.3f} {c2 - c1:.3f}")
+backend.backward(spec, fused.Saved(h_seq=h_seq), np.ones_like(x), None)
+t3, c3 = time.perf_counter(), cpu()
+print(f"{t1 - t0:.3f} {t2 - t1:.3f} {c2 - c1:.3f} {t3 - t1:.3f} {c3 - c1:.3f}")
 """
 
 
@@ -90,11 +113,12 @@ def refsnn_seconds(x, repeat):
     from refsnn import functional, fused, neurons
     node = neurons.LIFNode(step_mode="m", backend="opencl")
     backend = fused.get_backend("opencl")
+    x_seq = rs.tensor(x, requires_grad=True)   # outside the timing, as for SpikingJelly
     runs = []
     for _ in range(repeat + 1):
         functional.reset_net(node)
+        x_seq.grad = None
         start = time.perf_counter()
-        x_seq = rs.tensor(x, requires_grad=True)
         spikes = node(x_seq)
         forward = dict(backend.last_timings)
         spikes.sum().backward()
@@ -103,9 +127,11 @@ def refsnn_seconds(x, repeat):
     return total, {name: (forward[name], backward[name]) for name in forward}, backend
 
 
-def device_gbps(backend, x, repeat):
+def device_gbps(backend, x, rounds):
     """GB/s of the read-1/write-2 stream kernel and of the LIF forward and
-    backward kernels, all on (warm) device buffers."""
+    backward kernels, all on (warm) device buffers. Every round launches each
+    stream geometry and both neuron kernels once, so that all of them meet the
+    same machine conditions; each keeps its best time over the rounds."""
     import pyopencl as cl
     from refsnn import fused
     from refsnn.opencl import kernels, programs
@@ -116,34 +142,39 @@ def device_gbps(backend, x, repeat):
     cl.enqueue_copy(rt.queue, bufs[0], x)
     cl.enqueue_copy(rt.queue, bufs[1], np.ones_like(x))
     cl.enqueue_fill_buffer(rt.queue, v0, np.float32(0), 0, M * 4).wait()
-
-    def seconds(launch):
-        times = []
-        for _ in range(repeat + 1):
-            event = launch()
-            event.wait()
-            times.append((event.profile.end - event.profile.start) * 1e-9)
-        return min(times[1:])
-
-    stream = programs.kernel(programs.build(rt, STREAM_SOURCE), "read1_write2")
-    t_stream = seconds(lambda: stream(rt.queue, (nbytes // 32,), None, *bufs[:3]))
+    launches = {}
+    stream_program = programs.build(rt, STREAM_SOURCE)
+    for name, local, run in STREAM_GEOMETRIES:
+        knl = programs.kernel(stream_program, name)
+        extra = (np.int32(run),) if run > 1 else ()
+        launches[("stream", name, local, run)] = functools.partial(
+            knl, rt.queue, (nbytes // 32 // run,), local and (local,), *bufs[:3], *extra)
     spec = fused.NeuronSpec(kind="LIF", v_threshold=1.0, v_reset=0.0, detach_reset=False,
                             surrogate="Sigmoid", surrogate_params=(("alpha", 4.0),),
                             dtype="float32", tau=2.0)
-    f, layout = kernels.formulas(spec), backend._layout_of(dtype)
-    size, local, chunk = backend._geometry(M, dtype)
-    suffix = backend.layout.replace("-", "_")
-    prog, (vf,) = kernels.neuron_program("forward", spec, f, layout)
-    fwd = programs.kernel(programs.build(rt, prog.source), f"forward_{suffix}")
-    t_fwd = seconds(lambda: fwd(rt.queue, size, local, bufs[0], v0, None, bufs[1], bufs[2], None,
-                                bufs[3], np.int32(T), np.int32(M), *chunk, np.float32(0),
-                                _slots(f.values["step"], dtype), np.int32(vf)))
-    prog, ids = kernels.neuron_program("backward", spec, f, layout)
-    bwd = programs.kernel(programs.build(rt, prog.source), f"backward_{suffix}")
+    f, suffix = kernels.formulas(spec), backend.layout.replace("-", "_")
+    prog, (vf,) = kernels.neuron_program("forward", spec, f, backend._layout_of(dtype, "forward"))
+    size, local, chunk = backend._geometry(M, dtype, "forward")
+    launches["forward"] = functools.partial(
+        programs.kernel(programs.build(rt, prog.source), f"forward_{suffix}"), rt.queue, size,
+        local, bufs[0], v0, None, bufs[1], bufs[2], None, bufs[3], np.int32(T), np.int32(M),
+        *chunk, np.float32(0), _slots(f.values["step"], dtype), np.int32(vf))
+    prog, ids = kernels.neuron_program("backward", spec, f, backend._layout_of(dtype, "backward"))
+    size, local, chunk = backend._geometry(M, dtype, "backward")
     slots = [_slots(f.values.get(b, ()), dtype) for b in ("over", "psi", "rjac", "jac", "wjac")]
-    t_bwd = seconds(lambda: bwd(rt.queue, size, local, bufs[3], None, v0, None, bufs[1], None,
-                                None, bufs[2], grad_v0, None, None, np.int32(T), np.int32(M),
-                                *chunk, np.int32(M), np.float32(0), *slots, _ids(ids)))
+    launches["backward"] = functools.partial(
+        programs.kernel(programs.build(rt, prog.source), f"backward_{suffix}"), rt.queue, size,
+        local, bufs[3], None, v0, None, bufs[1], None, None, bufs[2], grad_v0, None, None,
+        np.int32(T), np.int32(M), *chunk, np.int32(M), np.float32(0), *slots, _ids(ids))
+    best = dict.fromkeys(launches, float("inf"))
+    for round_ in range(rounds + 1):          # round 0 warms up
+        for key, launch in launches.items():
+            event = launch()
+            event.wait()
+            if round_:
+                best[key] = min(best[key], (event.profile.end - event.profile.start) * 1e-9)
+    t_stream = min(t for key, t in best.items() if key[0] == "stream")
+    t_fwd, t_bwd = best["forward"], best["backward"]
     return {"stream": 3 * nbytes / t_stream / 1e9, "forward": 4 * nbytes / t_fwd / 1e9,
             "backward": 3 * nbytes / t_bwd / 1e9, "both": 7 * nbytes / (t_fwd + t_bwd) / 1e9}
 
@@ -168,7 +199,7 @@ def main(argv=None):
 
     sj = spikingjelly_seconds(x, 1)  # seconds per call: one warm-up, one timed
     total, parts, backend = refsnn_seconds(x, args.repeat)
-    gbps = device_gbps(backend, x, args.repeat)
+    gbps = device_gbps(backend, x, 2 * args.repeat)
     fwd_kernel, bwd_kernel = parts["kernel_s"]
     to_device, to_host = sum(parts["to_device_s"]), sum(parts["to_host_s"])
 
@@ -189,8 +220,9 @@ def main(argv=None):
     first_call(cold=False)  # fills the caches
     warm = first_call(cold=False)
     print(f"  first call in a fresh process (after import + context: cold {cold[0]:.2f} s, "
-          f"warm {warm[0]:.2f} s): cold caches {cold[1]:.2f} s (CPU {cold[2]:.2f} s), "
-          f"warm caches {warm[1]:.3f} s (CPU {warm[2]:.3f} s)")
+          f"warm {warm[0]:.2f} s): forward, cold caches {cold[1]:.2f} s (CPU {cold[2]:.2f} s), "
+          f"warm caches {warm[1]:.3f} s (CPU {warm[2]:.3f} s); forward + backward, cold caches "
+          f"{cold[3]:.2f} s (CPU {cold[4]:.2f} s), warm caches {warm[3]:.3f} s (CPU {warm[4]:.3f} s)")
 
 
 if __name__ == "__main__":

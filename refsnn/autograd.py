@@ -311,9 +311,11 @@ def _sole_reference(g: np.ndarray) -> bool:
     """Whether nothing outside this backward holds `g` or its memory: the
     caller's variable, this argument and getrefcount's are its only
     references, apart from result pools (which reuse an array only once
-    nobody else holds it)."""
-    return (g.base is None and g.flags.writeable
-            and sys.getrefcount(g) - pool_references(g) == 3)
+    nobody else holds it; the memory under a pooled array is its alone)."""
+    pooled = pool_references(g)
+    if g.base is not None and not (pooled and sys.getrefcount(g.base) == 2):
+        return False     # a view, or a pooled array whose memory a view still holds
+    return g.flags.writeable and sys.getrefcount(g) - pooled == 3
 
 
 def _propagate(root: Node, grad: np.ndarray, retain_graph: bool) -> dict:

@@ -24,8 +24,22 @@ def pool_references(a: np.ndarray) -> int:
     return sum(pool.holds(a) for pool in list(_POOLS))
 
 
+ALIGN = 64  # bytes, a cache line: vector loads and stores of a row never straddle two
+
+
+def _aligned_empty(shape, dtype) -> np.ndarray:
+    """`np.empty(shape, dtype)` starting on an ALIGN-byte boundary (NumPy's
+    own large arrays start 16 bytes into a page). Its `base` is the raw byte
+    buffer, which every view of it references too."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 class ResultPool:
-    """`empty(shape, dtype)` like `np.empty`, reusing free arrays of that shape."""
+    """`empty(shape, dtype)` like `np.empty` (ALIGN-aligned), reusing free
+    arrays of that shape."""
 
     def __init__(self, limit_bytes: int):
         self.limit_bytes = limit_bytes
@@ -39,8 +53,10 @@ class ResultPool:
 
     @staticmethod
     def _is_free(a: np.ndarray) -> bool:
-        return sys.getrefcount(a) == 4  # the pool's list, the loop variable, the call's
-        # argument and getrefcount's own: nobody else holds it
+        # a: the pool's list, the loop variable, the call's argument and
+        # getrefcount's own; its memory (a.base): a itself and getrefcount's
+        # argument, so no view of a is alive either (a view's base is a.base)
+        return sys.getrefcount(a) == 4 and sys.getrefcount(a.base) == 2
 
     def empty(self, shape, dtype) -> np.ndarray:
         shape, dtype = tuple(shape), np.dtype(dtype)
@@ -48,7 +64,7 @@ class ResultPool:
             for a in self._arrays:
                 if a.shape == shape and a.dtype == dtype and self._is_free(a):
                     return a
-            out = np.empty(shape, dtype)
+            out = _aligned_empty(shape, dtype)
             used = sum(a.nbytes for a in self._arrays) + out.nbytes
             for a in [a for a in self._arrays if self._is_free(a)]:  # make room
                 if used <= self.limit_bytes:

@@ -16,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 
 import refsnn as rs
 from refsnn.autograd import Function
+from refsnn.result_pool import ResultPool
 from refsnn.testing import gradcheck
 from torch_compare import compare_with_torch
 
@@ -514,6 +515,40 @@ def test_a_gradient_only_the_backward_holds_becomes_grad_without_a_copy():
     held = FreshGrad.held.pop()
     assert not np.shares_memory(x.grad.data, held)    # held elsewhere: copied
     np.testing.assert_array_equal(x.grad.data, np.full(6, 2.0))
+
+
+class PooledGrad(Function):
+    """Identity whose backward returns an array of `pool`; with `keep_view` it
+    keeps a view of it in `views`."""
+    pool, views, keep_view = ResultPool(1 << 20), [], False
+
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        out = PooledGrad.pool.empty(g.shape, g.dtype)
+        np.multiply(g, 3.0, out=out)
+        if PooledGrad.keep_view:
+            PooledGrad.views.append(out[1:])
+        return out
+
+
+def test_a_pooled_gradient_is_stolen_only_while_no_view_of_it_lives():
+    x = rs.tensor(np.arange(4.0), requires_grad=True)
+    PooledGrad.apply(x).sum().backward()
+    assert PooledGrad.pool.holds(x.grad.data)                 # nobody else: no copy
+    x.grad = None
+    PooledGrad.keep_view = True
+    try:
+        PooledGrad.apply(x).sum().backward()
+    finally:
+        PooledGrad.keep_view = False
+    view = PooledGrad.views.pop()
+    assert not PooledGrad.pool.holds(x.grad.data)             # a view lives: copied
+    assert not np.shares_memory(x.grad.data, view)
+    np.testing.assert_array_equal(x.grad.data, np.full(4, 3.0))
 
 
 def test_stolen_gradients_never_alias_user_arrays_or_each_other():
