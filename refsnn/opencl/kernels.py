@@ -21,11 +21,13 @@ surrogate class.
 
 A program holds, per body kind, a *table* of bodies and a dispatcher that
 switches on the table index at run time. `catalog_program` tabulates every
-structure of a kind (all surrogates at their defaults), so one forward and
-one backward program per (kind, dtype, layout) serve almost every spec;
-a spec whose bodies are missing from the tables (a value-dependent formula,
-e.g. QPseudoSpike with alpha != 2, whose pow is then general) gets programs of
-its own.
+structure of a kind: one forward program per (kind, dtype, layout) serves
+every spec (the forward step does not depend on the surrogate), one backward
+program per (kind, surrogate, dtype, layout) every reset and decay (a table
+of all surrogates would put a switch over their derivatives in the innermost
+loop, which cost the backward about a tenth of its time); a spec whose bodies
+are missing from the tables (a value-dependent formula, e.g. QPseudoSpike
+with alpha != 2, whose pow is then general) gets programs of its own.
 """
 from __future__ import annotations
 
@@ -171,8 +173,7 @@ def _header(dtype: str, layout: Layout, neuron_kind: str) -> str:
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     lines += [f"typedef {real} real;", f"typedef {real}16 real16;",
               "#define PASTE(a, b) a##b", "#define XPASTE(a, b) PASTE(a, b)"]
-    if has_w(neuron_kind):
-        lines.append("#define HAS_W")    # the adaptation state w: its loads, stores, wjac
+    lines += [f"#define {name}" for name in _saved_defines(neuron_kind)]
     if layout.name == "chunked":
         width, size = layout.width, np.dtype(dtype).itemsize
         lanes = [f"(a).s{i:x}" for i in range(width)]
@@ -191,6 +192,20 @@ def _header(dtype: str, layout: Layout, neuron_kind: str) -> str:
     else:
         lines.append("#define PER_NEURON")
     return "\n".join(lines) + "\n"
+
+
+def _saved_defines(kind: str) -> tuple:
+    """The `#define`s that compile in the optional reads of `kind`'s kernels
+    (without them, those branches are not in the loops at all): HAS_W, the
+    adaptation state w (loads, stores, wjac); V_PRE, the saved potentials
+    v_seq and v0; X_SEQ, the saved inputs; HAS_K, PLIF's decay and dL/dk."""
+    saved = set()
+    for decay_input in (True, False):
+        saved.update(fused.saved_fields(dataclasses.replace(
+            catalog_specs(kind, "float32")[0], decay_input=decay_input)))
+    flags = {"HAS_W": has_w(kind), "V_PRE": "v_seq" in saved, "X_SEQ": "x_seq" in saved,
+             "HAS_K": "k" in saved}
+    return tuple(name for name, on in flags.items() if on)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,23 +243,18 @@ def _body_kinds(direction: str, neuron_kind: str) -> tuple:
     return BACKWARD_BODIES if has_w(neuron_kind) else BACKWARD_BODIES[:-1]
 
 
-def catalog_specs(kind: str, dtype: str) -> list:
-    """Specs covering every structure of `kind`: both `decay_input`s (LIF,
-    PLIF), `v_reset` None / 0 / other, both `detach_reset`s, and every
-    surrogate at its defaults. Hyper-parameter values are arbitrary (they are
-    slots)."""
+def catalog_specs(kind: str, dtype: str, surrogate: str = "Sigmoid") -> list:
+    """Specs covering every structure of `kind` with `surrogate` at its
+    defaults: both `decay_input`s (LIF, PLIF), `v_reset` None / 0 / other, both
+    `detach_reset`s. Hyper-parameter values are arbitrary (they are slots)."""
+    params = tuple(surrogate_class(surrogate)().formula_params().items())
     base = fused.NeuronSpec(kind=kind, v_threshold=1.0, v_reset=0.0, detach_reset=False,
-                            surrogate="Sigmoid", surrogate_params=(("alpha", 4.0),), dtype=dtype,
+                            surrogate=surrogate, surrogate_params=params, dtype=dtype,
                             tau=2.0, v_rest=0.0, v_c=0.8, a0=1.0, delta_T=1.0, theta_rh=0.8,
                             tau_w=2.0, a=0.1, b=0.05)
     decays = (True, False) if kind in ("LIF", "PLIF") else (True,)
-    specs = [dataclasses.replace(base, decay_input=d, v_reset=r, detach_reset=det)
-             for d in decays for r in (None, 0.0, -0.5) for det in (False, True)]
-    for name in SURROGATE_NAMES:
-        sg = surrogate_class(name)()
-        specs.append(dataclasses.replace(base, surrogate=name,
-                                         surrogate_params=tuple(sg.formula_params().items())))
-    return specs
+    return [dataclasses.replace(base, decay_input=d, v_reset=r, detach_reset=det)
+            for d in decays for r in (None, 0.0, -0.5) for det in (False, True)]
 
 
 SURROGATE_NAMES = tuple(
@@ -255,10 +265,12 @@ SURROGATE_NAMES = tuple(
 
 
 @lru_cache(maxsize=None)
-def catalog_program(direction: str, kind: str, dtype: str, layout: Layout) -> Program:
-    """The program of every structure of `kind` (see `catalog_specs`)."""
+def catalog_program(direction: str, kind: str, dtype: str, layout: Layout,
+                    surrogate: str = "Sigmoid") -> Program:
+    """The program of every structure of `kind` with `surrogate` (see
+    `catalog_specs`; the forward's bodies are the same for every surrogate)."""
     tables = {k: [] for k in _body_kinds(direction, kind)}
-    for spec in catalog_specs(kind, dtype):
+    for spec in catalog_specs(kind, dtype, surrogate):
         f = formulas(spec)
         for k, bodies in tables.items():
             if f.bodies[k] not in bodies:
@@ -270,7 +282,8 @@ def neuron_program(direction: str, spec, f: Formulas, layout: Layout):
     """(Program, variant indices) running `spec` (whose formulas are `f`) in
     `direction` ('forward' or 'backward') with `layout`."""
     kinds = _body_kinds(direction, spec.kind)
-    program = catalog_program(direction, spec.kind, spec.dtype, layout)
+    program = catalog_program(direction, spec.kind, spec.dtype, layout,
+                              spec.surrogate if direction == "backward" else "Sigmoid")
     variants = program.variants(f, kinds)
     if variants is None:  # a structure outside the catalog: a program of its own
         program = _program(direction, spec.kind, {k: [f.bodies[k]] for k in kinds}, spec.dtype,

@@ -3,16 +3,42 @@
  * neuron_backward_step.cl, pasted before this file for `real` and `realW`).
  *
  * Inputs saved by the forward: h_seq [T, M]; v_seq [T, M] and v0 [M] (the
- * potentials before each charge, for kinds whose Jacobian reads them); x_seq
- * (PLIF with decay_input). Optional pointers (v_seq, x_seq, grad_spike, grad_v,
- * grad_w, k_partial) may be NULL; grad_w (grad_w_seq [T, M]) and grad_w0 [M]
- * are read and written under HAS_W only (the adaptation state w). PLIF's
- * dL/dk is summed per work-item, in a fixed order, into k_partial[work-item];
- * the host sums those. grad_spike's rows lie gs_stride elements apart: M, or 0
+ * potentials before each charge, read under V_PRE by kinds whose Jacobian
+ * needs them); x_seq (PLIF with decay_input, under X_SEQ). Optional pointers
+ * (v_seq, x_seq, grad_spike, grad_v, grad_w, k_partial) may be NULL; grad_w
+ * (grad_w_seq [T, M]) and grad_w0 [M] are read and written under HAS_W only
+ * (the adaptation state w). PLIF's dL/dk is summed per work-item, in a fixed
+ * order, into k_partial[work-item] (HAS_K); the host sums those. grad_spike's rows lie gs_stride elements apart: M, or 0
  * where one row [M] stands for all T (a gradient broadcast over time).
  * Layouts as in neuron_forward.cl.
  */
 #pragma OPENCL FP_CONTRACT OFF
+
+/* The optional reads, compiled in for the kinds that have them (kernels.py
+ * defines HAS_W, V_PRE, X_SEQ, HAS_K per kind), else zero: no branch in the
+ * loops. grad_w (HAS_W) and x_seq (PLIF without decay_input passes NULL) may
+ * still be NULL at run time. */
+#ifdef HAS_W
+#define W_LOAD(p, at) (p ? (p)[at] : 0), p != 0
+#define W_VLOAD(p, at) (p ? VLOAD((p) + (at)) : zero), p != 0
+#else
+#define W_LOAD(p, at) 0, 0
+#define W_VLOAD(p, at) zero, 0
+#endif
+#ifdef X_SEQ
+#define X_LOAD(p, at) (p ? (p)[at] : 0)
+#define X_VLOAD(p, at) (p ? VLOAD((p) + (at)) : zero)
+#else
+#define X_LOAD(p, at) 0
+#define X_VLOAD(p, at) zero
+#endif
+#ifdef V_PRE
+#define V_PRE_LOAD(p) (*(p))
+#define V_PRE_VLOAD(p) VLOAD(p)
+#else
+#define V_PRE_LOAD(p) 0
+#define V_PRE_VLOAD(p) zero
+#endif
 
 #ifdef PER_NEURON
 __kernel void backward_per_neuron(__global const real *h_seq, __global const real *v_seq,
@@ -30,19 +56,22 @@ __kernel void backward_per_neuron(__global const real *h_seq, __global const rea
     real gh = 0, dv = 0, dk = 0, acc_k = 0, gw = 0, dh_dw = 0, dw_dw = 0;
     for (int t = T - 1; t >= 0; --t) {
         const size_t at = (size_t)t * M + i;
-        const real v_pre = !v_seq ? 0 : t > 0 ? v_seq[at - M] : v0[i];
         grad_x[at] = backward_step_s(
             ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
             grad_spike ? grad_spike[(size_t)t * gs_stride + i] : 0, grad_spike != 0,
-            grad_w ? grad_w[at] : 0, grad_w != 0, x_seq ? x_seq[at] : 0, v_pre, k,
-            &PF, &PS, &PR, &PJ, &PW, &gh, &dv, &dk, &gw, &dh_dw, &dw_dw);
-        if (k_partial) acc_k = acc_k + gh * dk;
+            W_LOAD(grad_w, at), X_LOAD(x_seq, at), V_PRE_LOAD(t > 0 ? v_seq + at - M : v0 + i),
+            k, &PF, &PS, &PR, &PJ, &PW, &gh, &dv, &dk, &gw, &dh_dw, &dw_dw);
+#ifdef HAS_K
+        acc_k = acc_k + gh * dk;
+#endif
     }
     grad_v0[i] = gh * dv;
 #ifdef HAS_W
     grad_w0[i] = gh * dh_dw + gw * dw_dw;
 #endif
-    if (k_partial) k_partial[i] = acc_k;
+#ifdef HAS_K
+    k_partial[i] = acc_k;
+#endif
 }
 #endif
 
@@ -71,28 +100,31 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
         const size_t gs_row = (size_t)t * gs_stride + base;
         for (int j = 0; j < nvec; ++j) {
             const size_t at = row + j * W;
-            const realW v_pre = !v_seq ? zero : t > 0 ? VLOAD(v_seq + at - M) : VLOAD(v0 + base + j * W);
             realW dk;
             VSTORE(backward_step_v(
                 ids, t == T - 1, VLOAD(h_seq + at), grad_v ? VLOAD(grad_v + at) : zero, grad_v != 0,
                 grad_spike ? VLOAD(grad_spike + gs_row + j * W) : zero, grad_spike != 0,
-                grad_w ? VLOAD(grad_w + at) : zero, grad_w != 0,
-                x_seq ? VLOAD(x_seq + at) : zero, v_pre, k, &PF, &PS, &PR, &PJ, &PW,
-                &gh[j], &dv[j], &dk, &gw[j], &dh_dw, &dw_dw),
+                W_VLOAD(grad_w, at), X_VLOAD(x_seq, at),
+                V_PRE_VLOAD(t > 0 ? v_seq + at - M : v0 + base + j * W), k,
+                &PF, &PS, &PR, &PJ, &PW, &gh[j], &dv[j], &dk, &gw[j], &dh_dw, &dw_dw),
                 grad_x + at);
-            if (k_partial) acc_k = acc_k + gh[j] * dk;
+#ifdef HAS_K
+            acc_k = acc_k + gh[j] * dk;
+#endif
         }
         for (int j = nvec * W; j < n; ++j) {
             const size_t at = row + j;
             const int jt = j - nvec * W;
-            const real v_pre = !v_seq ? 0 : t > 0 ? v_seq[at - M] : v0[base + j];
             real dk;
             grad_x[at] = backward_step_s(
                 ids, t == T - 1, h_seq[at], grad_v ? grad_v[at] : 0, grad_v != 0,
-                grad_spike ? grad_spike[gs_row + j] : 0, grad_spike != 0, grad_w ? grad_w[at] : 0,
-                grad_w != 0, x_seq ? x_seq[at] : 0, v_pre, k, &PF, &PS, &PR, &PJ, &PW,
+                grad_spike ? grad_spike[gs_row + j] : 0, grad_spike != 0,
+                W_LOAD(grad_w, at), X_LOAD(x_seq, at),
+                V_PRE_LOAD(t > 0 ? v_seq + at - M : v0 + base + j), k, &PF, &PS, &PR, &PJ, &PW,
                 &gh_tail[jt], &dv_tail[jt], &dk, &gw_tail[jt], &dh_dw_tail, &dw_dw_tail);
-            if (k_partial) acc_k_tail = acc_k_tail + gh_tail[jt] * dk;
+#ifdef HAS_K
+            acc_k_tail = acc_k_tail + gh_tail[jt] * dk;
+#endif
         }
     }
     for (int j = 0; j < nvec; ++j) VSTORE(gh[j] * dv[j], grad_v0 + base + j * W);
@@ -102,6 +134,8 @@ __kernel void backward_chunked(__global const real *h_seq, __global const real *
     for (int j = nvec * W; j < n; ++j)
         grad_w0[base + j] = gh_tail[j - nvec * W] * dh_dw_tail + gw_tail[j - nvec * W] * dw_dw_tail;
 #endif
-    if (k_partial) k_partial[get_global_id(0)] = HSUM(acc_k) + acc_k_tail;
+#ifdef HAS_K
+    k_partial[get_global_id(0)] = HSUM(acc_k) + acc_k_tail;
+#endif
 }
 #endif
