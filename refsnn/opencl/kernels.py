@@ -144,25 +144,28 @@ class Layout:
     nvec: int = 0
 
     @property
-    def types(self) -> tuple:
-        """(suffix, C type) of the forms each formula is rendered in."""
-        return (("s", "real"), ("v", "realW")) if self.name == "chunked" else (("s", "real"),)
+    def form(self) -> tuple:
+        """(suffix, C type) of the form the formulas are rendered in: vectors
+        for the chunked layout (a chunk's last partial vector goes through
+        them too), scalars for the per-neuron one."""
+        return ("v", "realW") if self.name == "chunked" else ("s", "real")
 
 
 def _render_table(kind: str, bodies, layout: Layout) -> str:
-    """`kind_s<i>` (and `kind_v<i>` for the chunked layout) for every body, and
-    the dispatchers `kind_s` / `kind_v` taking the variant index first."""
+    """`kind_<sfx><i>` for every body in the layout's form (sfx `s`: scalar,
+    `v`: vector), and the dispatcher `kind_<sfx>` taking the variant index
+    first."""
     out, names = [], ", ".join(_arg_names(kind))
-    for sfx, vtype in layout.types:
-        decls = ", ".join(d.replace("$V", vtype) for d in SIGNATURES[kind][0])
-        for i, body in enumerate(bodies):
-            out.append(f"static inline {vtype} {kind}_{sfx}{i}({decls})\n{{\n"
-                       f"{body.replace('$V', vtype)}\n}}\n")
-        cases = "".join(f"    case {i}: return {kind}_{sfx}{i}({names});\n"
-                        for i in range(1, len(bodies)))
-        out.append(f"static inline {vtype} {kind}_{sfx}(const int variant, {decls})\n{{\n"
-                   f"    switch (variant) {{\n{cases}"
-                   f"    default: return {kind}_{sfx}0({names});\n    }}\n}}\n")
+    sfx, vtype = layout.form
+    decls = ", ".join(d.replace("$V", vtype) for d in SIGNATURES[kind][0])
+    for i, body in enumerate(bodies):
+        out.append(f"static inline {vtype} {kind}_{sfx}{i}({decls})\n{{\n"
+                   f"{body.replace('$V', vtype)}\n}}\n")
+    cases = "".join(f"    case {i}: return {kind}_{sfx}{i}({names});\n"
+                    for i in range(1, len(bodies)))
+    out.append(f"static inline {vtype} {kind}_{sfx}(const int variant, {decls})\n{{\n"
+               f"    switch (variant) {{\n{cases}"
+               f"    default: return {kind}_{sfx}0({names});\n    }}\n}}\n")
     return "\n".join(out)
 
 
@@ -227,11 +230,13 @@ class Program:
 def _program(direction: str, neuron_kind: str, tables: dict, dtype: str,
              layout: Layout) -> Program:
     parts = [_header(dtype, layout, neuron_kind)]
+    if layout.name == "chunked":
+        parts.append(kernel_source("chunk_lanes.cl"))
     parts += [_render_table(kind, bodies, layout) for kind, bodies in tables.items()]
     if direction == "backward":
-        step = kernel_source("neuron_backward_step.cl")
-        for sfx, vtype in layout.types:
-            parts.append(f"#define V {vtype}\n#define SFX {sfx}\n{step}\n#undef V\n#undef SFX\n")
+        sfx, vtype = layout.form
+        parts.append(f"#define V {vtype}\n#define SFX {sfx}\n"
+                     f"{kernel_source('neuron_backward_step.cl')}\n#undef V\n#undef SFX\n")
     parts.append(kernel_source(f"neuron_{direction}.cl"))
     index = {kind: {body: i for i, body in enumerate(bodies)} for kind, bodies in tables.items()}
     return Program("\n".join(parts), index)

@@ -1,5 +1,6 @@
 /* One backward step of the fused neuron, for values of type V. kernels.py pastes
- * this file twice: with V = real, SFX = s and with V = realW, SFX = v.
+ * this file with V = real, SFX = s (per-neuron layout) or V = realW, SFX = v
+ * (chunked layout).
  *
  * In: h = h_seq[t]; gv, gs, gw_in = grad_v_seq[t], grad_spike_seq[t],
  * grad_w_seq[t] (ignored unless has_gv / has_gs / has_gw); x = x_seq[t] and

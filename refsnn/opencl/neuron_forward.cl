@@ -1,12 +1,13 @@
 /* Fused multi-step neuron, forward: the whole [T, M] sequence in one launch.
  *
- * kernels.py prepends the element type `real`, the vector type `realW` of width
- * W, NVEC (vectors per chunk), VLOAD/VSTORE, and the step functions generated
- * from the Python formulas (refsnn.fused.step_formula over
- * refsnn.neuron_dynamics), each in a scalar and a vector form that dispatch on
- * the variant index `vf`:
- *   step_s / step_v(vf, x, v, &w, k, &P, &h, &s) -> v after reset; stores h, spike
- *   and (kinds with the adaptation state w, HAS_W) the new w into w
+ * kernels.py prepends the element type `real` and, for the chunked layout, the
+ * vector type `realW` of width W, NVEC (vectors per chunk), VLOAD/VSTORE and
+ * the lane helpers of chunk_lanes.cl; then the step function generated from
+ * the Python formulas (refsnn.fused.step_formula over refsnn.neuron_dynamics)
+ * in the layout's form, scalar (step_s, per-neuron) or vector (step_v,
+ * chunked), dispatching on the variant index `vf`:
+ *   step_s / step_v(vf, x, v, &w, k, &P, &h, &s) -> v after reset; stores h,
+ *   spike and (kinds with the adaptation state w, HAS_W) the new w into w
  * Parameters arrive in the real16 argument P; k is PLIF's decay sigmoid(w).
  * w0 [M] and w_seq [T, M] are read and written under HAS_W only (else NULL).
  *
@@ -14,7 +15,8 @@
  * for GPUs); forward_chunked runs one work-item per `chunk` contiguous neurons
  * (a multiple of W, at most W * NVEC) as realW vectors with T as the outer
  * loop, so that each row is read and written in long runs (for CPU devices; a
- * last partial chunk ends in scalars). Both compute the same values.
+ * chunk's last partial vector goes through the same vector code, its lanes
+ * gathered and scattered one by one). Both compute the same values.
  */
 #pragma OPENCL FP_CONTRACT OFF
 
@@ -55,16 +57,14 @@ __kernel void forward_chunked(__global const real *x_seq, __global const real *v
     const size_t base = get_global_id(0) * chunk;
     if (base >= (size_t)M) return;
     const int n = (int)min((size_t)chunk, (size_t)M - base);
-    const int nvec = n / W;
+    const int nvec = n / W, rest = n - nvec * W;   /* rest: lanes of a last partial vector */
     realW v[NVEC];
-    real v_tail[W];
-    for (int j = 0; j < nvec; ++j) v[j] = VLOAD(v0 + base + j * W);
-    for (int j = nvec * W; j < n; ++j) v_tail[j - nvec * W] = v0[base + j];
     realW w[NVEC];              /* the adaptation state; untouched without HAS_W */
-    real w_tail[W];
+    for (int j = 0; j < nvec; ++j) v[j] = VLOAD(v0 + base + j * W);
+    if (rest) v[nvec] = load_lanes(v0 + base + nvec * W, rest);
 #ifdef HAS_W
     for (int j = 0; j < nvec; ++j) w[j] = VLOAD(w0 + base + j * W);
-    for (int j = nvec * W; j < n; ++j) w_tail[j - nvec * W] = w0[base + j];
+    if (rest) w[nvec] = load_lanes(w0 + base + nvec * W, rest);
 #endif
     for (int t = 0; t < T; ++t) {
         const size_t row = (size_t)t * M + base;
@@ -79,17 +79,15 @@ __kernel void forward_chunked(__global const real *x_seq, __global const real *v
             VSTORE(w[j], w_seq + at);
 #endif
         }
-        for (int j = nvec * W; j < n; ++j) {
-            const size_t at = row + j;
-            real h, s;
-            const real v_j = step_s(vf, x_seq[at], v_tail[j - nvec * W], &w_tail[j - nvec * W],
-                                    k, &P, &h, &s);
-            v_tail[j - nvec * W] = v_j;
-            spike_seq[at] = s;
-            h_seq[at] = h;
-            v_seq[at] = v_j;
+        if (rest) {
+            const size_t at = row + nvec * W;
+            realW h, s;
+            v[nvec] = step_v(vf, load_lanes(x_seq + at, rest), v[nvec], &w[nvec], k, &P, &h, &s);
+            store_lanes(s, spike_seq + at, rest);
+            store_lanes(h, h_seq + at, rest);
+            store_lanes(v[nvec], v_seq + at, rest);
 #ifdef HAS_W
-            w_seq[at] = w_tail[j - nvec * W];
+            store_lanes(w[nvec], w_seq + at, rest);
 #endif
         }
     }
