@@ -8,9 +8,10 @@ Backward: bit for bit where the generated code uses only correctly rounded
 IEEE operations (+ - * /, sqrt), else within a few ulp; PLIF's dL/dk is a
 reduction in another order, so always within a few ulp.
 
-Programs are built once per process (one per kind, dtype, direction and
-layout); `test_matrix_without_caches` reruns part of the matrix in a
-subprocess with the pyopencl and PoCL caches disabled.
+Programs are built once per process (forward: one per kind, dtype and
+layout; backward: one per kind, surrogate, dtype and layout);
+`test_matrix_without_caches` reruns part of the matrix in a subprocess with
+the pyopencl and PoCL caches disabled.
 """
 import dataclasses
 import io
@@ -361,6 +362,21 @@ def test_build_failure_carries_the_compiler_log(rt):
     source = programs.CONTRACT_OFF + "\n__kernel void bad(__global float *x) { x[0] = nope; }\n"
     with pytest.raises(programs.KernelBuildError, match="nope"):
         programs.build(rt, source)
+
+
+def test_compiler_warnings_surface_except_the_wide_vector_abi_note(rt):
+    source = (programs.CONTRACT_OFF + "\n#warning planted note\n"
+              "__kernel void k(__global float *x) { x[0] = 1.0f; }\n")
+    with pytest.warns(RuntimeWarning, match="planted note"):
+        programs.build(rt, source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")       # the kernels' own programs build silently
+        spec = spec_for("LIF", "float32")
+        backend = OpenCLFusedBackend(layout="chunked")
+        for direction in ("forward", "backward"):
+            layout = backend._layout_of(np.dtype("float32"), direction)
+            programs.build(rt, kernels.neuron_program(direction, spec, kernels.formulas(spec),
+                                                      layout)[0].source)
 
 
 def test_build_rules_are_enforced(rt):

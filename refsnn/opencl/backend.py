@@ -121,7 +121,8 @@ class OpenCLFusedBackend:
         the CPU two independent chains (measured on PoCL/Zen 3: backward 10%
         faster, forward unchanged)."""
         dev = self.runtime.device
-        width = dev.preferred_vector_width_float if dtype == np.float32 else dev.preferred_vector_width_double
+        width = (dev.preferred_vector_width_float if dtype == np.float32
+                 else dev.preferred_vector_width_double)
         width = width if width in (2, 4, 8, 16) else 4
         return min(16, 2 * width) if direction == "backward" else width
 

@@ -8,6 +8,7 @@ kind; every kernel source starts with `#pragma OPENCL FP_CONTRACT OFF` so that
 """
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 
 from .device import Runtime, import_pyopencl
@@ -41,12 +42,27 @@ def build(rt: Runtime, source: str):
     if key not in _PROGRAMS:
         cl = import_pyopencl()
         try:
-            _PROGRAMS[key] = cl.Program(rt.context, source).build(options=list(options))
+            with warnings.catch_warnings():   # its log is checked below instead
+                warnings.simplefilter("ignore", cl.CompilerWarning)
+                program = cl.Program(rt.context, source).build(options=list(options))
         except cl.RuntimeError as err:
             raise KernelBuildError(
                 f"OpenCL program failed to build on {rt.name} with options {' '.join(options)}; "
                 f"compiler log:\n{err}") from None
+        _warn_about_log(program.get_build_info(rt.device, cl.program_build_info.LOG), rt.name)
+        _PROGRAMS[key] = program
     return _PROGRAMS[key]
+
+
+def _warn_about_log(log: str, device: str) -> None:
+    """A warning with the compiler's warnings, except clang's note that a
+    vector wider than the CPU's registers passed by value "changes the ABI"
+    (all functions of a program are static and inlined, so no ABI is crossed)."""
+    notes = [line for line in log.splitlines()
+             if "warning:" in line and "changes the ABI" not in line]
+    if notes:
+        warnings.warn(f"OpenCL compiler warnings on {device}:\n" + "\n".join(notes),
+                      RuntimeWarning, stacklevel=3)
 
 
 def kernel(program, name: str):
