@@ -17,10 +17,11 @@ Prints, all measured in this run:
 - the first call's latency in fresh processes (the first forward, and the
   first forward + backward), with the pyopencl and PoCL caches off (cold)
   and on (warm, after one run has filled them), as wall time and as the
-  process's CPU time (what it would be on an idle machine).
-Best of `--repeat` timings after one warm-up call (SpikingJelly: one timed
-call after a warm-up, to keep the run near a minute); the bandwidth figures
-are the best of 2 x `--repeat` interleaved rounds.
+  process's CPU time (what it would be on an idle machine), each the best of
+  `--repeat` processes.
+End to end: the best of `--repeat` rounds after one warm-up call, each round
+timing one SpikingJelly call and one refsnn call; the bandwidth figures are
+the best of 2 x `--repeat` interleaved rounds.
 """
 from __future__ import annotations
 
@@ -83,17 +84,8 @@ print(f"{t1 - t0:.3f} {t2 - t1:.3f} {c2 - c1:.3f} {t3 - t1:.3f} {c3 - c1:.3f}")
 """
 
 
-def best(fn, repeat):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def spikingjelly_seconds(x, repeat):
+def spikingjelly_step(x):
+    """One forward + backward of SpikingJelly's LIF on `x` (torch, 2 threads)."""
     import torch
     from spikingjelly.activation_based import functional, neuron
     torch.set_num_threads(2)
@@ -104,27 +96,45 @@ def spikingjelly_seconds(x, repeat):
         functional.reset_net(node)
         x_seq.grad = None
         node(x_seq).sum().backward()
-    return best(step, repeat)
+    return step
 
 
-def refsnn_seconds(x, repeat):
-    """Best end-to-end time, the kernel/transfer times of that call, the backend."""
+def refsnn_step(x):
+    """(step, backend): one forward + backward of refsnn's LIF on `x` with the
+    opencl backend; the step returns the backend's kernel and transfer
+    timings of its forward and of its backward."""
     import refsnn as rs
     from refsnn import functional, fused, neurons
     node = neurons.LIFNode(step_mode="m", backend="opencl")
     backend = fused.get_backend("opencl")
-    x_seq = rs.tensor(x, requires_grad=True)   # outside the timing, as for SpikingJelly
-    runs = []
-    for _ in range(repeat + 1):
+    x_seq = rs.tensor(x, requires_grad=True)   # made once, as SpikingJelly's
+
+    def step():
         functional.reset_net(node)
         x_seq.grad = None
-        start = time.perf_counter()
         spikes = node(x_seq)
         forward = dict(backend.last_timings)
         spikes.sum().backward()
-        runs.append((time.perf_counter() - start, forward, dict(backend.last_timings)))
-    total, forward, backward = min(runs[1:], key=lambda run: run[0])
-    return total, {name: (forward[name], backward[name]) for name in forward}, backend
+        return {name: (forward[name], backend.last_timings[name]) for name in forward}
+    return step, backend
+
+
+def end_to_end(x, rounds):
+    """Best seconds of SpikingJelly and of refsnn over `rounds` rounds, each
+    timing one call of both (after one warm-up call of each), so that both
+    meet the same machine conditions; also refsnn's kernel/transfer timings
+    of its best call, and its backend."""
+    sj_step, (rs_step, backend) = spikingjelly_step(x), refsnn_step(x)
+    sj_step(), rs_step()
+    sj, rs_best = float("inf"), (float("inf"), None)
+    for _ in range(rounds):
+        start = time.perf_counter()
+        sj_step()
+        sj = min(sj, time.perf_counter() - start)
+        start = time.perf_counter()
+        parts = rs_step()
+        rs_best = min(rs_best, (time.perf_counter() - start, parts), key=lambda run: run[0])
+    return sj, rs_best[0], rs_best[1], backend
 
 
 def device_gbps(backend, x, rounds):
@@ -153,14 +163,14 @@ def device_gbps(backend, x, rounds):
                             surrogate="Sigmoid", surrogate_params=(("alpha", 4.0),),
                             dtype="float32", tau=2.0)
     f, suffix = kernels.formulas(spec), backend.layout.replace("-", "_")
-    prog, (vf,) = kernels.neuron_program("forward", spec, f, backend._layout_of(dtype, "forward"))
-    size, local, chunk = backend._geometry(M, dtype, "forward")
+    prog, (vf,) = kernels.neuron_program("forward", spec, f, backend._layout_of(dtype))
+    size, local, chunk = backend._geometry(M, dtype)
     launches["forward"] = functools.partial(
         programs.kernel(programs.build(rt, prog.source), f"forward_{suffix}"), rt.queue, size,
         local, bufs[0], v0, None, bufs[1], bufs[2], None, bufs[3], np.int32(T), np.int32(M),
         *chunk, np.float32(0), _slots(f.values["step"], dtype), np.int32(vf))
-    prog, ids = kernels.neuron_program("backward", spec, f, backend._layout_of(dtype, "backward"))
-    size, local, chunk = backend._geometry(M, dtype, "backward")
+    prog, ids = kernels.neuron_program("backward", spec, f, backend._layout_of(dtype))
+    size, local, chunk = backend._geometry(M, dtype)
     slots = [_slots(f.values.get(b, ()), dtype) for b in ("over", "psi", "rjac", "jac", "wjac")]
     launches["backward"] = functools.partial(
         programs.kernel(programs.build(rt, prog.source), f"backward_{suffix}"), rt.queue, size,
@@ -197,8 +207,7 @@ def main(argv=None):
     x = np.random.default_rng(0).uniform(0.0, 1.5, (args.T, args.N)).astype(np.float32)
     mb = x.nbytes / 2**20
 
-    sj = spikingjelly_seconds(x, 1)  # seconds per call: one warm-up, one timed
-    total, parts, backend = refsnn_seconds(x, args.repeat)
+    sj, total, parts, backend = end_to_end(x, args.repeat)
     gbps = device_gbps(backend, x, 2 * args.repeat)
     fwd_kernel, bwd_kernel = parts["kernel_s"]
     to_device, to_host = sum(parts["to_device_s"]), sum(parts["to_host_s"])
@@ -216,9 +225,9 @@ def main(argv=None):
           f"neuron kernels: forward {gbps['forward']:.1f} GB/s ({gbps['forward'] / gbps['stream']:.0%}), "
           f"backward {gbps['backward']:.1f} GB/s ({gbps['backward'] / gbps['stream']:.0%}), "
           f"both {gbps['both']:.1f} GB/s ({gbps['both'] / gbps['stream']:.0%})")
-    cold = first_call(cold=True)
+    cold = [min(runs) for runs in zip(*(first_call(cold=True) for _ in range(args.repeat)))]
     first_call(cold=False)  # fills the caches
-    warm = first_call(cold=False)
+    warm = [min(runs) for runs in zip(*(first_call(cold=False) for _ in range(args.repeat)))]
     print(f"  first call in a fresh process (after import + context: cold {cold[0]:.2f} s, "
           f"warm {warm[0]:.2f} s): forward, cold caches {cold[1]:.2f} s (CPU {cold[2]:.2f} s), "
           f"warm caches {warm[1]:.3f} s (CPU {warm[2]:.3f} s); forward + backward, cold caches "

@@ -8,8 +8,8 @@ Backward: bit for bit where the generated code uses only correctly rounded
 IEEE operations (+ - * /, sqrt), else within a few ulp; PLIF's dL/dk is a
 reduction in another order, so always within a few ulp.
 
-Programs are built once per process (forward: one per kind, dtype and
-layout; backward: one per kind, surrogate, dtype and layout);
+Programs are built once per process (one per kind, surrogate, dtype and
+layout, holding both directions' kernels);
 `test_matrix_without_caches` reruns part of the matrix in a subprocess with
 the pyopencl and PoCL caches disabled.
 """
@@ -215,7 +215,7 @@ def test_value_dependent_formulas_get_programs_of_their_own(backends):
         spec = dataclasses.replace(spec_for("LIF", "float32"), surrogate=surrogate,
                                    surrogate_params=params)
         program, variants = kernels.neuron_program("backward", spec, kernels.formulas(spec), layout)
-        catalog = kernels.catalog_program("backward", "LIF", "float32", layout, spec.surrogate)
+        catalog = kernels.catalog_program("LIF", "float32", layout, spec.surrogate)
         assert program is not catalog
         assert variants == (0, 0, 0, 0)
         for backend in backends.values():
@@ -374,7 +374,7 @@ def test_compiler_warnings_surface_except_the_wide_vector_abi_note(rt):
         spec = spec_for("LIF", "float32")
         backend = OpenCLFusedBackend(layout="chunked")
         for direction in ("forward", "backward"):
-            layout = backend._layout_of(np.dtype("float32"), direction)
+            layout = backend._layout_of(np.dtype("float32"))
             programs.build(rt, kernels.neuron_program(direction, spec, kernels.formulas(spec),
                                                       layout)[0].source)
 

@@ -19,15 +19,15 @@ values (those travel as kernel arguments), only on the structure: kind,
 `decay_input`, whether `v_reset` is None / 0 / other, `detach_reset`, and the
 surrogate class.
 
-A program holds, per body kind, a *table* of bodies and a dispatcher that
-switches on the table index at run time. `catalog_program` tabulates every
-structure of a kind: one forward program per (kind, dtype, layout) serves
-every spec (the forward step does not depend on the surrogate), one backward
-program per (kind, surrogate, dtype, layout) every reset and decay (a table
-of all surrogates would put a switch over their derivatives in the innermost
-loop, which cost the backward about a tenth of its time); a spec whose bodies
-are missing from the tables (a value-dependent formula, e.g. QPseudoSpike
-with alpha != 2, whose pow is then general) gets programs of its own.
+A program holds the forward and the backward kernel and, per body kind, a
+*table* of bodies with a dispatcher that switches on the table index at run
+time. `catalog_program` tabulates every structure of a kind with one
+surrogate, so one program per (kind, surrogate, dtype, layout) serves every
+reset and decay (a table of all surrogates would put a switch over their
+derivatives in the backward's innermost loop, which cost it about a tenth of
+its time); a spec whose bodies are missing from the tables (a
+value-dependent formula, e.g. QPseudoSpike with alpha != 2, whose pow is then
+general) gets a program of its own.
 """
 from __future__ import annotations
 
@@ -227,17 +227,18 @@ class Program:
             return None
 
 
-def _program(direction: str, neuron_kind: str, tables: dict, dtype: str,
-             layout: Layout) -> Program:
+def _program(neuron_kind: str, tables: dict, dtype: str, layout: Layout) -> Program:
+    """Both directions' kernels over `tables` (one build, one compiler start:
+    PoCL spends about 0.3 s on every program however small, and 0.7 s more on
+    its first)."""
+    sfx, vtype = layout.form
     parts = [_header(dtype, layout, neuron_kind)]
     if layout.name == "chunked":
         parts.append(kernel_source("chunk_lanes.cl"))
     parts += [_render_table(kind, bodies, layout) for kind, bodies in tables.items()]
-    if direction == "backward":
-        sfx, vtype = layout.form
-        parts.append(f"#define V {vtype}\n#define SFX {sfx}\n"
-                     f"{kernel_source('neuron_backward_step.cl')}\n#undef V\n#undef SFX\n")
-    parts.append(kernel_source(f"neuron_{direction}.cl"))
+    parts.append(f"#define V {vtype}\n#define SFX {sfx}\n"
+                 f"{kernel_source('neuron_backward_step.cl')}\n#undef V\n#undef SFX\n")
+    parts += [kernel_source("neuron_forward.cl"), kernel_source("neuron_backward.cl")]
     index = {kind: {body: i for i, body in enumerate(bodies)} for kind, bodies in tables.items()}
     return Program("\n".join(parts), index)
 
@@ -246,6 +247,10 @@ def _body_kinds(direction: str, neuron_kind: str) -> tuple:
     if direction == "forward":
         return FORWARD_BODIES
     return BACKWARD_BODIES if has_w(neuron_kind) else BACKWARD_BODIES[:-1]
+
+
+def _all_body_kinds(neuron_kind: str) -> tuple:
+    return _body_kinds("forward", neuron_kind) + _body_kinds("backward", neuron_kind)
 
 
 def catalog_specs(kind: str, dtype: str, surrogate: str = "Sigmoid") -> list:
@@ -270,28 +275,24 @@ SURROGATE_NAMES = tuple(
 
 
 @lru_cache(maxsize=None)
-def catalog_program(direction: str, kind: str, dtype: str, layout: Layout,
-                    surrogate: str = "Sigmoid") -> Program:
+def catalog_program(kind: str, dtype: str, layout: Layout, surrogate: str = "Sigmoid") -> Program:
     """The program of every structure of `kind` with `surrogate` (see
-    `catalog_specs`; the forward's bodies are the same for every surrogate)."""
-    tables = {k: [] for k in _body_kinds(direction, kind)}
+    `catalog_specs`), both directions."""
+    tables = {k: [] for k in _all_body_kinds(kind)}
     for spec in catalog_specs(kind, dtype, surrogate):
         f = formulas(spec)
         for k, bodies in tables.items():
             if f.bodies[k] not in bodies:
                 bodies.append(f.bodies[k])
-    return _program(direction, kind, tables, dtype, layout)
+    return _program(kind, tables, dtype, layout)
 
 
 def neuron_program(direction: str, spec, f: Formulas, layout: Layout):
-    """(Program, variant indices) running `spec` (whose formulas are `f`) in
-    `direction` ('forward' or 'backward') with `layout`."""
-    kinds = _body_kinds(direction, spec.kind)
-    program = catalog_program(direction, spec.kind, spec.dtype, layout,
-                              spec.surrogate if direction == "backward" else "Sigmoid")
-    variants = program.variants(f, kinds)
-    if variants is None:  # a structure outside the catalog: a program of its own
-        program = _program(direction, spec.kind, {k: [f.bodies[k]] for k in kinds}, spec.dtype,
-                           layout)
-        variants = (0,) * len(kinds)
-    return program, variants
+    """(Program, variant indices of `direction`'s bodies) running `spec` (whose
+    formulas are `f`) in `direction` ('forward' or 'backward') with `layout`."""
+    program = catalog_program(spec.kind, spec.dtype, layout, spec.surrogate)
+    if program.variants(f, _all_body_kinds(spec.kind)) is None:
+        # a structure outside the catalog: a program of its own
+        program = _program(spec.kind, {k: [f.bodies[k]] for k in _all_body_kinds(spec.kind)},
+                           spec.dtype, layout)
+    return program, program.variants(f, _body_kinds(direction, spec.kind))
