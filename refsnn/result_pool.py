@@ -2,9 +2,12 @@
 
 Fresh memory costs a page fault per 4 KiB page on first write, which for the
 fused neuron loops costs as much as the loops themselves. A `ResultPool` hands
-out `np.empty` arrays and keeps up to `limit_bytes` of them; an array is handed
-out again only when the pool holds the last reference (views and buffers that
-wrap an array reference it, so a result still in use is never overwritten).
+out cache-line-aligned empty arrays and keeps up to `limit_bytes` of them; an
+array is handed out again only when the pool holds the last reference to it
+and to its memory (buffers that wrap an array reference it, views reference
+its memory, so a result still in use is never overwritten). The autograd asks
+`pool_references` to tell the pools' references from a user's before it
+hands a gradient over as `.grad` without a copy.
 """
 from __future__ import annotations
 
