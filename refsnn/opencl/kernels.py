@@ -213,7 +213,7 @@ def _saved_defines(kind: str) -> tuple:
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    """The source of one direction's program and its tables
+    """The source of a program (both directions' kernels) and its tables
     (`index[body kind][body text]` = the variant index to pass)."""
 
     source: str
