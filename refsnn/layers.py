@@ -191,6 +191,14 @@ class _BatchNorm(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
+    def _older_state_defaults(self, prefix: str, version) -> dict:
+        # PyTorch's BatchNorm gained num_batches_tracked in its version 2; a state
+        # dict of an older version, or without metadata (any plain dict), may
+        # lack it and then keeps this module's count, as torch 2.x does
+        if self.track_running_stats and (version is None or version < 2):
+            return {prefix + "num_batches_tracked": np.array(self.num_batches_tracked.data)}
+        return {}
+
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean.data[...] = 0

@@ -252,6 +252,11 @@ class Module:
             except Exception as e:  # noqa: BLE001 - report which key failed
                 raise TypeError(f"load_state_dict: value of '{key}' cannot be "
                                 f"converted to an array: {e}") from None
+        metadata = getattr(state_dict, "_metadata", None) or {}   # PyTorch's, per module
+        for name, module in self.named_modules():
+            version = metadata.get(name, {}).get("version")
+            for key, value in module._older_state_defaults(name and name + ".", version).items():
+                incoming.setdefault(key, value)
         missing = [k for k in own if k not in incoming]
         unexpected = self._unexpected_keys(incoming, own)
         mismatched = [f"{k}: checkpoint {incoming[k].shape} vs model {own[k].shape}"
@@ -270,6 +275,12 @@ class Module:
             if key in incoming:
                 t.data = np.array(incoming[key], dtype=t.data.dtype, copy=True)
         return IncompatibleKeys(missing, unexpected)
+
+    def _older_state_defaults(self, prefix: str, version) -> dict:
+        """{key: value} for keys that a state dict of an older version of this
+        module may lack (`version`: the module's version in PyTorch's
+        `_metadata` of the state dict, None without metadata); none here."""
+        return {}
 
     def _unexpected_keys(self, incoming, own) -> list:
         """Keys of `incoming` this module does not hold, in PyTorch's order:

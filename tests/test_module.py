@@ -467,12 +467,20 @@ def test_torch_state_dict_without_num_batches_tracked_reports_it_missing_like_to
     expected = theirs.load_state_dict(state, strict=False)
     assert result.missing_keys == expected.missing_keys == ["0.1.num_batches_tracked"]
 
-@pytest.mark.xfail(strict=True, reason="PyTorch's BatchNorm fills a missing num_batches_tracked "
-                   "when the state dict carries no version metadata (any plain dict); "
-                   "refsnn reports it as missing")
-def test_plain_dict_without_num_batches_tracked_loads_strictly_like_torch():
+
+def test_plain_dict_without_num_batches_tracked_keeps_the_count_like_torch():
+    """A state dict without PyTorch's version metadata (any plain dict, or one
+    of BatchNorm's version 1) may lack num_batches_tracked: torch keeps the
+    module's own count instead of reporting it missing."""
     ours, theirs = _ours_net(), _torch_net()
+    ours[0][1].num_batches_tracked.data[...] = 5
+    with torch.no_grad():
+        theirs[0][1].num_batches_tracked.fill_(5)
     state = {k: torch.from_numpy(v) for k, v in ours.state_dict().items()
              if "num_batches_tracked" not in k}
-    theirs.load_state_dict(state)  # accepted by PyTorch
-    ours.load_state_dict(state)
+    assert theirs.load_state_dict(state) == ours.load_state_dict(state)   # strict, no error
+    assert int(ours[0][1].num_batches_tracked.data) == int(theirs[0][1].num_batches_tracked) == 5
+    old = theirs.state_dict()
+    del old["0.1.num_batches_tracked"]
+    old._metadata["0.1"]["version"] = 1
+    assert ours.load_state_dict(old).missing_keys == theirs.load_state_dict(old).missing_keys == []
